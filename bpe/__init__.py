@@ -1,0 +1,2 @@
+"""bpe: Byte Pair Encoding from scratch: a trainer, and the SentencePiece-exact TinyLlama tokenizer."""
+from .tokenizer import SentencePieceTokenizer, StreamDecoder  # noqa: F401

@@ -1,0 +1,321 @@
+"""The SentencePiece BPE tokenizer (TinyLlama / Llama-2): normalize, encode, decode, stream-decode.
+
+Encoding follows SentencePiece exactly (bpe_model.cc):
+  1. normalize: spaces become "▁", a dummy "▁" goes in front (identity normalization otherwise);
+  2. split into characters;
+  3. repeatedly merge the adjacent pair whose concatenation is a piece with the highest score,
+     the leftmost pair on ties (a heap, so it stays O(n log n));
+  4. characters that are not pieces become one <0xXX> byte piece per UTF-8 byte (byte fallback).
+subtle: this is *not* "apply the merge list in order" and not "best total score".
+Decoding turns "▁" back into spaces, drops the single leading space the dummy prefix added,
+and decodes runs of byte pieces as UTF-8, one U+FFFD per invalid byte.
+"""
+import heapq
+import re
+
+from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
+                         ModelFileError, ModelProto, load_model_proto)
+
+SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
+REPLACEMENT = "\ufffd"
+CACHE_LIMIT = 200_000
+
+
+class SentencePieceTokenizer:
+    """A SentencePiece BPE model: pieces with scores, and the exact SentencePiece encode/decode."""
+
+    def __init__(self, proto: ModelProto, *, source: str = "model"):
+        kind = proto.trainer.get("model_type", 1)
+        if kind != 2:
+            raise ModelFileError(f"{source}: a {MODEL_TYPES.get(kind, kind)} model; only BPE models are supported")
+        norm = proto.normalizer
+        if norm.get("precompiled_charsmap"):
+            raise ModelFileError(f"{source}: normalization '{norm.get('name')}' is not supported "
+                                 "(only identity normalization, as Llama uses)")
+        self.proto = proto
+        self.pieces = proto.pieces
+        self.types = proto.types
+        self.add_dummy_prefix = norm["add_dummy_prefix"]
+        self.remove_extra_whitespaces = norm["remove_extra_whitespaces"]
+        self.escape_whitespaces = norm["escape_whitespaces"]
+        self.byte_fallback = proto.trainer["byte_fallback"]
+        self.whitespace_suffix = proto.trainer["treat_whitespace_as_suffix"]
+        self.unk_surface = proto.trainer["unk_surface"]
+
+        # SentencePiece's two maps: mergeable pieces (normal, user-defined, unused) and reserved ones.
+        self.mergeable: dict[str, tuple[float, int]] = {}
+        self.reserved: dict[str, int] = {}
+        for i, (piece, score, typ) in enumerate(zip(proto.pieces, proto.scores, proto.types)):
+            if typ in (NORMAL, USER_DEFINED, UNUSED):
+                self.mergeable[piece] = (score, i)
+            else:
+                self.reserved[piece] = i
+        unknowns = [i for i, t in enumerate(proto.types) if t == UNKNOWN]
+        if len(unknowns) != 1:
+            raise ModelFileError(f"{source}: expected exactly one <unk> piece, found {len(unknowns)}")
+        self.unk_id = unknowns[0]
+        self.bos_id = self._control_id(proto.trainer["bos_piece"])
+        self.eos_id = self._control_id(proto.trainer["eos_piece"])
+        self.byte_ids = [self.piece_to_id(f"<0x{b:02X}>") for b in range(256)]
+        if self.byte_fallback and any(self.types[i] != BYTE for i in self.byte_ids):
+            raise ModelFileError(f"{source}: byte_fallback is on but the 256 <0xXX> byte pieces are missing")
+        self.id_to_byte = {i: b for b, i in enumerate(self.byte_ids) if self.types[i] == BYTE}
+        self.user_defined = sorted((p for p, t in zip(proto.pieces, proto.types) if t == USER_DEFINED),
+                                   key=len, reverse=True)
+        self._symbol_re = re.compile("|".join([re.escape(u) for u in self.user_defined] + ["."]), re.S)
+        # subtle: a chunk "▁*[^▁]*" can be encoded on its own (and cached) only if no piece joins a
+        # non-▁ character to a following ▁; true for Llama, false for whitespace-as-suffix models.
+        glued = any(SPACE in p.lstrip(SPACE) for p in self.mergeable)
+        self._chunk_re = None if glued else re.compile(f"{SPACE}*[^{SPACE}]+|{SPACE}+")
+        self._cache: dict[str, list[int]] = {}
+
+    # --- loading -----------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path) -> "SentencePieceTokenizer":
+        """Load a SentencePiece `.model` file."""
+        return cls(load_model_proto(path), source=str(path))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of pieces (ids are 0 .. vocab_size-1)."""
+        return len(self.pieces)
+
+    def _control_id(self, piece: str) -> int:
+        i = self.reserved.get(piece, -1)
+        return i if i >= 0 and self.types[i] == CONTROL else -1
+
+    def piece_to_id(self, piece: str) -> int:
+        """The id of a piece string, or the <unk> id (reserved pieces first, as SentencePiece does)."""
+        i = self.reserved.get(piece)
+        if i is not None:
+            return i
+        hit = self.mergeable.get(piece)
+        return hit[1] if hit else self.unk_id
+
+    def id_to_piece(self, i: int) -> str:
+        """The piece string of an id."""
+        self._check_id(i)
+        return self.pieces[i]
+
+    # --- encoding ----------------------------------------------------------------------------
+    def normalize(self, text: str) -> str:
+        """SentencePiece normalization: "▁" for spaces, the dummy prefix, optional space squeezing.
+
+        >>> tok.normalize("Hello  world")            # doctest: +SKIP
+        '▁Hello▁▁world'
+        """
+        if self.remove_extra_whitespaces:
+            text = re.sub(" +", " ", text).strip(" ")
+        if not text:
+            return ""
+        space = SPACE if self.escape_whitespaces else " "
+        text = text.replace(" ", space)
+        if self.add_dummy_prefix:
+            text = text + space if self.whitespace_suffix else space + text
+        return text
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        """Encode text to ids exactly as SentencePiece does; BOS/EOS only when asked."""
+        ids = [self.bos_id] if bos and self.bos_id >= 0 else []
+        normalized = self.normalize(text)
+        if self._chunk_re is None:
+            ids += self._encode_chunk(normalized)
+        else:
+            cache = self._cache
+            if len(cache) > CACHE_LIMIT:
+                cache.clear()
+            for chunk in self._chunk_re.findall(normalized):
+                hit = cache.get(chunk)
+                if hit is None:
+                    hit = cache[chunk] = self._encode_chunk(chunk)
+                ids += hit
+        if not self.byte_fallback:  # SentencePiece fuses a run of unknown pieces into one <unk>
+            ids = [i for k, i in enumerate(ids) if i != self.unk_id or k == 0 or ids[k - 1] != self.unk_id]
+        if eos and self.eos_id >= 0:
+            ids.append(self.eos_id)
+        return ids
+
+    def encode_pieces(self, text: str) -> list[str]:
+        """Encode text to piece strings (spm_encode --output_format=piece)."""
+        return [self.pieces[i] for i in self.encode(text)]
+
+    def encode_with_special(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+        """Encode text in which the control pieces' text (`<s>`, `</s>`) stands for their ids.
+
+        The text between special tokens is encoded on its own, each stretch as a fresh
+        SentencePiece input (so it gets its own dummy prefix), as Hugging Face's tokenizer.json
+        does; that is how TinyLlama-Chat's template was tokenized in training.
+        """
+        specials = sorted((p for p, i in self.reserved.items() if self.types[i] == CONTROL), key=len, reverse=True)
+        ids = [self.bos_id] if bos and self.bos_id >= 0 else []
+        if specials:
+            for k, part in enumerate(re.split("(" + "|".join(map(re.escape, specials)) + ")", text)):
+                ids += [self.reserved[part]] if k % 2 else self.encode(part)
+        else:
+            ids += self.encode(text)
+        if eos and self.eos_id >= 0:
+            ids.append(self.eos_id)
+        return ids
+
+    def _encode_chunk(self, text: str) -> list[int]:
+        """BPE on one normalized string: highest-scoring adjacent pair first, leftmost on ties."""
+        symbols = self._symbol_re.findall(text) if self.user_defined else list(text)
+        n = len(symbols)
+        frozen = [s in self.user_defined for s in symbols] if self.user_defined else None
+        nxt = list(range(1, n + 1))
+        nxt[-1] = -1 if n else 0
+        prev = list(range(-1, n - 1))
+        mergeable = self.mergeable
+        unused: dict[str, tuple[str, str]] = {}  # UNUSED pieces are split back after merging
+
+        def candidate(left: int, right: int):
+            if left < 0 or right < 0 or (frozen and (frozen[left] or frozen[right])):
+                return None
+            piece = symbols[left] + symbols[right]
+            hit = mergeable.get(piece)
+            if hit is None:
+                return None
+            if self.types[hit[1]] == UNUSED:
+                unused[piece] = (symbols[left], symbols[right])
+            return (-hit[0], left, right, len(piece))
+
+        heap = [c for c in (candidate(i, i + 1) for i in range(n - 1)) if c]
+        heapq.heapify(heap)
+        while heap:
+            _, left, right, size = heapq.heappop(heap)
+            a, b = symbols[left], symbols[right]
+            if not a or not b or len(a) + len(b) != size:
+                continue  # stale: one side was merged into something else meanwhile
+            symbols[left], symbols[right] = a + b, ""
+            nxt[left] = nxt[right]
+            if nxt[right] >= 0:
+                prev[nxt[right]] = left
+            for c in (candidate(prev[left], left), candidate(left, nxt[left])):
+                if c:
+                    heapq.heappush(heap, c)
+
+        ids: list[int] = []
+        i = 0 if n else -1
+        while i != -1:
+            self._emit(symbols[i], unused, ids)
+            i = nxt[i]
+        return ids
+
+    def _emit(self, piece: str, unused: dict, ids: list[int]) -> None:
+        if piece in unused:
+            left, right = unused[piece]
+            self._emit(left, unused, ids)
+            self._emit(right, unused, ids)
+            return
+        i = self.piece_to_id(piece)
+        if i == self.unk_id and self.byte_fallback:
+            ids.extend(self.byte_ids[b] for b in piece.encode("utf-8"))
+        else:
+            ids.append(i)
+
+    # --- decoding ----------------------------------------------------------------------------
+    def _check_id(self, i) -> None:
+        if not isinstance(i, int) or not 0 <= i < len(self.pieces):
+            raise ValueError(f"id {i!r} is out of range (vocabulary has {len(self.pieces)} pieces)")
+
+    def decode(self, ids) -> str:
+        """Decode ids to text exactly as SentencePiece does."""
+        stream = StreamDecoder(self)
+        return "".join([stream.feed(i) for i in ids]) + stream.flush()
+
+    def _decode_piece(self, i: int, is_bos_ws: bool) -> tuple[str, bool]:
+        """One non-byte piece as text; the flag says whether it consumed the leading space."""
+        typ = self.types[i]
+        if typ == CONTROL:
+            return "", False
+        if typ == UNKNOWN:
+            return self.unk_surface, False
+        piece = self.pieces[i]
+        stripped = False
+        if is_bos_ws and (self.add_dummy_prefix or self.remove_extra_whitespaces) and piece.startswith(SPACE):
+            piece, stripped = piece[1:], not self.remove_extra_whitespaces
+        return piece.replace(SPACE, " "), stripped
+
+    def stream_decoder(self) -> "StreamDecoder":
+        """A decoder that takes ids one at a time and yields text as soon as it is final."""
+        return StreamDecoder(self)
+
+
+def utf8_char_size(data: bytes, pos: int) -> int:
+    """Byte length of the valid UTF-8 character at data[pos], 0 if there is none (strict UTF-8)."""
+    lead = data[pos]
+    size = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
+    if size == 0 or pos + size > len(data):
+        return 0
+    try:
+        data[pos:pos + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return size
+
+
+def decode_bytes(data: bytes) -> str:
+    """UTF-8 decode as SentencePiece does: each byte that starts no valid character becomes U+FFFD.
+
+    >>> decode_bytes(b"a\xe2\x82\xacb\xe2\x82")
+    'a€b\ufffd\ufffd'
+    """
+    out, pos = [], 0
+    while pos < len(data):
+        size = utf8_char_size(data, pos)
+        out.append(data[pos:pos + size].decode("utf-8") if size else REPLACEMENT)
+        pos += size or 1
+    return "".join(out)
+
+
+def _may_complete(data: bytes) -> bool:
+    """True if the bytes are an unfinished UTF-8 character that more bytes could still make valid."""
+    lead = data[0]
+    size = 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
+    if not size or len(data) >= size:
+        return False
+    missing = size - len(data)
+    # the valid second bytes are 80-BF, A0-BF (E0), 80-9F (ED), 90-BF (F0), 80-8F (F4): one of these fits
+    return any(utf8_char_size(data + bytes([fill]) * missing, 0) for fill in (0x80, 0x90, 0xA0))
+
+
+class StreamDecoder:
+    """Decode ids one at a time: `feed(id)` returns the new text, holding back partial characters.
+
+    Everything returned by `feed` and then `flush` joins up to exactly `decode(ids)`.
+    """
+
+    def __init__(self, tokenizer: SentencePieceTokenizer):
+        self.tok = tokenizer
+        self.pending = bytearray()  # byte pieces not yet decoded
+        self.text_empty = True      # nothing visible decoded yet (decides the leading-space strip)
+        self.bos_ws_seen = False    # a piece already consumed the dummy-prefix space
+
+    def feed(self, i: int) -> str:
+        """Take one id; return the text that is now final."""
+        self.tok._check_id(i)
+        b = self.tok.id_to_byte.get(i)
+        if b is not None:
+            self.pending.append(b)
+            pos = 0
+            while pos < len(self.pending):  # walk as SentencePiece will, stopping at an open character
+                size = utf8_char_size(self.pending, pos)
+                if not size and _may_complete(self.pending[pos:]):
+                    break
+                pos += size or 1
+            return self._take_bytes(pos)
+        text = self._take_bytes(len(self.pending))
+        is_bos_ws = not self.bos_ws_seen and self.text_empty
+        piece, self.bos_ws_seen = self.tok._decode_piece(i, is_bos_ws)
+        self.text_empty = self.text_empty and not piece
+        return text + piece
+
+    def flush(self) -> str:
+        """Return what is still held back (an unfinished character becomes U+FFFD per byte)."""
+        return self._take_bytes(len(self.pending))
+
+    def _take_bytes(self, n: int) -> str:
+        text = decode_bytes(bytes(self.pending[:n]))
+        del self.pending[:n]
+        self.text_empty = self.text_empty and not text
+        return text
