@@ -104,14 +104,19 @@ class SentencePieceTokenizer:
         >>> tok.normalize("Hello  world")            # doctest: +SKIP
         '▁Hello▁▁world'
         """
-        if self.remove_extra_whitespaces:
-            text = re.sub(" +", " ", text).strip(" ")
+        if self.remove_extra_whitespaces:  # squeeze runs of " " and drop leading ones
+            text = re.sub(" +", " ", text).lstrip(" ")
         if not text:
             return ""
         space = SPACE if self.escape_whitespaces else " "
         text = text.replace(" ", space)
-        if self.add_dummy_prefix:
-            text = text + space if self.whitespace_suffix else space + text
+        if self.add_dummy_prefix and not self.whitespace_suffix:
+            text = space + text
+        if self.remove_extra_whitespaces:
+            # subtle: SentencePiece strips trailing "▁" after escaping, so a literal "▁" goes too
+            text = text.rstrip(space)
+        if self.add_dummy_prefix and self.whitespace_suffix:
+            text = text + space
         return text
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:

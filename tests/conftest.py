@@ -1,0 +1,29 @@
+"""Shared test helpers: where the real fixtures live (../shared/fixtures, or $TINYLLAMA_FIXTURES)."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def fixture_path(name: str) -> Path:
+    """Path of a shared fixture; skip the test when it is absent, but fail under CI."""
+    path = FIXTURES / name
+    if not path.exists():
+        message = f"fixture {path} is missing (set TINYLLAMA_FIXTURES to the shared/fixtures folder)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_model_path():
+    return fixture_path("llama2-tokenizer.model")
+
+
+@pytest.fixture(scope="session")
+def tok512_path():
+    return fixture_path("tok512.model")

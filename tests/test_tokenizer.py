@@ -1,0 +1,105 @@
+"""The SentencePiece tokenizer against SentencePiece itself (the oracle), plus hand-derived cases."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from bpe.tokenizer import SentencePieceTokenizer, decode_bytes
+
+from conftest import fixture_path
+
+spm = pytest.importorskip("sentencepiece")
+
+MODELS = ["llama2-tokenizer.model", "tok512.model"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def pair(request):
+    path = fixture_path(request.param)
+    return SentencePieceTokenizer.load(path), spm.SentencePieceProcessor(model_file=str(path))
+
+
+@pytest.fixture(scope="module")
+def llama(llama_model_path):
+    return SentencePieceTokenizer.load(llama_model_path)
+
+
+# Text that stresses the traps: whitespace runs, digits, emoji, astral and control characters.
+TRICKY = st.sampled_from([" ", "  ", "\t", "\n", "\r", "\x00", "\x7f", "0", "7", "😀", "𝔘", "é", "e\u0301",
+                          "日本", "▁", "<s>", "</s>", "<unk>", "\ufffd", "\u200b", "\u2581\u2581", "a", "the"])
+TEXT = st.one_of(st.text(), st.lists(st.one_of(TRICKY, st.text(max_size=3))).map("".join))
+
+
+def test_known_fact(llama):
+    # from the fixtures README (SentencePiece 0.2)
+    assert llama.encode("I believe the meaning of life is") == [306, 4658, 278, 6593, 310, 2834, 338]
+    assert llama.encode("I believe the meaning of life is", bos=True)[0] == 1
+
+
+def test_hand_derived_traps(llama):
+    # whitespace-only pieces score -1e9: they merge last, so the second space stays alone
+    assert llama.encode_pieces("Hello  world") == ["▁Hello", "▁", "▁world"]
+    assert llama.encode(" ") == [259] and llama.encode(" a")[0] == 29871 and llama.encode("\n")[0] == 29871 and llama.encode("1")[0] == 29871
+    assert llama.encode("") == [] and llama.decode([]) == ""
+    # byte fallback: one <0xXX> per UTF-8 byte, id = byte + 3
+    assert llama.encode("\x00") == [29871, 3]
+    assert llama.decode([3 + 0xE2, 3 + 0x82, 3 + 0xAC]) == "€"
+    # typed special-token text is ordinary text unless asked for
+    assert 2 not in llama.encode("</s>") and llama.encode_with_special("a</s>b") == llama.encode("a") + [2] + llama.encode("b")
+    assert llama.encode("x", bos=True, eos=True) == [1] + llama.encode("x") + [2]
+
+
+def test_decode_bytes_replaces_each_invalid_byte():
+    assert decode_bytes(b"a\xe2\x82\xacb") == "a€b"
+    assert decode_bytes(b"\xe2\x82") == "\ufffd\ufffd"        # truncated: one per byte, not one per run
+    assert decode_bytes(b"\xed\xa0\x80") == "\ufffd" * 3      # a surrogate is not valid UTF-8
+    assert decode_bytes(b"\xc0\xaf") == "\ufffd" * 2          # overlong
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=TEXT)
+def test_encode_matches_sentencepiece(pair, text):
+    ours, ref = pair
+    assert ours.encode(text) == ref.encode(text)
+    assert ours.decode(ref.encode(text)) == ref.decode(ref.encode(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_random_ids_decode_like_sentencepiece(pair, data):
+    ours, ref = pair
+    n = ours.vocab_size
+    ids = data.draw(st.lists(st.one_of(st.integers(0, n - 1), st.integers(3, 258), st.integers(0, 5)), max_size=40))
+    assert ours.decode(ids) == ref.decode(ids)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_stream_decoder_joins_to_decode(pair, data):
+    ours, _ = pair
+    ids = data.draw(st.lists(st.one_of(st.integers(0, ours.vocab_size - 1), st.integers(3, 258)), max_size=40))
+    stream = ours.stream_decoder()
+    parts = [stream.feed(i) for i in ids] + [stream.flush()]
+    assert "".join(parts) == ours.decode(ids)
+
+
+def test_stream_decoder_holds_back_partial_characters(llama):
+    stream = llama.stream_decoder()
+    ids = llama.encode("a 😀")          # '😀' is four byte pieces in Llama's vocabulary
+    out = [stream.feed(i) for i in ids]
+    assert out[-4:-1] == ["", "", ""] and out[-1] == "😀"
+    assert "".join(out) + stream.flush() == "a 😀"
+
+
+def test_every_corpus_line_matches(pair):
+    ours, ref = pair
+    for name in ["tinyshakespeare.txt", "tinystories-valid-100.txt"]:
+        lines = fixture_path(name).read_text(encoding="utf-8").splitlines()
+        assert [ours.encode(s) for s in lines] == [ref.encode(s) for s in lines], name
+        whole = "\n".join(lines[:2000])
+        assert ours.encode(whole) == ref.encode(whole)
+
+
+def test_out_of_range_id_is_a_clear_error(llama):
+    with pytest.raises(ValueError, match="out of range"):
+        llama.decode([32000])
+    with pytest.raises(ValueError, match="out of range"):
+        llama.decode([-1])
