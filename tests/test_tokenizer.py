@@ -2,19 +2,22 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from bpe.files import load_tokenizer
 from bpe.tokenizer import SentencePieceTokenizer, decode_bytes
 
 from conftest import fixture_path
 
 spm = pytest.importorskip("sentencepiece")
 
-MODELS = ["llama2-tokenizer.model", "tok512.model"]
+# (file we load, the .model SentencePiece loads as the oracle)
+MODELS = [("llama2-tokenizer.model", "llama2-tokenizer.model"), ("tok512.model", "tok512.model"),
+          ("llama2-tokenizer.json", "llama2-tokenizer.model")]
 
 
-@pytest.fixture(scope="module", params=MODELS)
+@pytest.fixture(scope="module", params=MODELS, ids=[m[0] for m in MODELS])
 def pair(request):
-    path = fixture_path(request.param)
-    return SentencePieceTokenizer.load(path), spm.SentencePieceProcessor(model_file=str(path))
+    ours, ref = (fixture_path(name) for name in request.param)
+    return load_tokenizer(ours), spm.SentencePieceProcessor(model_file=str(ref))
 
 
 @pytest.fixture(scope="module")

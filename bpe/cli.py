@@ -1,0 +1,184 @@
+"""Command line, mirroring spm_train / spm_encode / spm_decode:
+
+  python -m bpe train  --input FILE... --vocab-size N --model-prefix PREFIX [--style sentencepiece|bytes]
+  python -m bpe encode --model M [--output-format id|piece] [--bos] [--eos] [--special] [FILE...]
+  python -m bpe decode --model M [--input-format id|piece] [FILE...]
+
+encode/decode read stdin (or the files) and write one output line per input line.
+Errors are one line on stderr and exit status 2.
+"""
+import argparse
+import os
+import sys
+
+import regex
+
+from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, train_bytes
+from .files import load_tokenizer, save_model
+from .model_file import ModelFileError
+from .train import TrainError, count_words, train_sentencepiece
+
+
+class UsageError(Exception):
+    """A problem with the command line or its input: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class RegexWords:
+    """Picklable callable: the regex pre-split of the bytes style."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def __call__(self, line: str) -> list[str]:
+        if not hasattr(self, "_re"):
+            self._re = regex.compile(self.pattern)
+        return self._re.findall(line + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for the three subcommands."""
+    p = Parser(prog="python -m bpe", description="Train, encode and decode BPE tokenizers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    t = sub.add_parser("train", help="train a vocabulary (like spm_train)")
+    t.add_argument("--input", nargs="+", required=True, metavar="FILE", help="text files, one sentence per line")
+    t.add_argument("--vocab-size", type=int, required=True, metavar="N")
+    t.add_argument("--model-prefix", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
+    t.add_argument("--style", choices=["sentencepiece", "bytes"], default="sentencepiece",
+                   help="sentencepiece: Llama-style .model (default); bytes: GPT-style byte-level BPE")
+    t.add_argument("--character-coverage", type=float, default=0.9995,
+                   help="sentencepiece: share of characters kept as pieces; the rest use byte fallback")
+    t.add_argument("--remove-extra-whitespaces", action="store_true",
+                   help="sentencepiece: squeeze runs of spaces (Llama keeps them)")
+    t.add_argument("--pattern", default=GPT4_PATTERN, help="bytes: the pre-split regex (default GPT-4's)")
+    t.add_argument("--special-tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
+    t.add_argument("--verbose", action="store_true", help="print each merge as it happens")
+    t.add_argument("--progress", action="store_true", help="show progress bars (default: when stderr is a terminal)")
+    for name, fmt in [("encode", "output"), ("decode", "input")]:
+        e = sub.add_parser(name, help=f"{name} lines (like spm_{name})")
+        e.add_argument("--model", required=True, metavar="M", help=".model or tokenizer.json")
+        e.add_argument(f"--{fmt}-format", choices=["id", "piece"], default="id", dest="format")
+        e.add_argument("files", nargs="*", metavar="FILE", help="input files (default: stdin)")
+        if name == "encode":
+            e.add_argument("--bos", action="store_true", help="add the BOS id")
+            e.add_argument("--eos", action="store_true", help="add the EOS id")
+            e.add_argument("--special", action="store_true", help="treat special-token text (<s>, </s>) as those ids")
+    return p
+
+
+def run_train(args) -> None:
+    """Train and write PREFIX.model and PREFIX.vocab."""
+    for path in args.input:
+        if not os.path.isfile(path):
+            raise UsageError(f"input file {path} does not exist")
+    folder = os.path.dirname(os.path.abspath(args.model_prefix))
+    if not os.path.isdir(folder):
+        raise UsageError(f"folder {folder} for --model-prefix does not exist")
+    progress = args.progress or sys.stderr.isatty()
+    on_merge = None
+    if args.verbose:
+        step = iter(range(1, 10**12))
+
+        def on_merge(a, b, count):
+            print(f"merge {next(step):>6}: {a!r} + {b!r} -> {a + b!r}  (count {count})")
+    if args.style == "sentencepiece":
+        if args.vocab_size < 3 + 256 + 1:
+            raise UsageError(f"--vocab-size {args.vocab_size} is below the byte alphabet: "
+                             "sentencepiece style needs at least 260 (3 special + 256 bytes + characters)")
+        if not 0 < args.character_coverage <= 1:
+            raise UsageError(f"--character-coverage {args.character_coverage} must be in (0, 1]")
+        model = train_sentencepiece(args.input, args.vocab_size, character_coverage=args.character_coverage,
+                                    remove_extra_whitespaces=args.remove_extra_whitespaces,
+                                    progress=progress, on_merge=on_merge)
+        model.trainer["model_prefix"] = args.model_prefix
+    else:
+        special = [s for s in args.special_tokens.split(",") if s]
+        if args.vocab_size < 256 + len(special):
+            raise UsageError(f"--vocab-size {args.vocab_size} is below the byte alphabet: "
+                             f"bytes style needs at least {256 + len(special)} (256 bytes + special tokens)")
+        try:
+            regex.compile(args.pattern)
+        except regex.error as e:
+            raise UsageError(f"--pattern is not a valid regex: {e}") from None
+        words = count_words(args.input, RegexWords(args.pattern), progress=progress)
+        if not words:
+            raise TrainError("the corpus is empty: no text to learn from")
+        model = train_bytes(words, args.vocab_size, pattern=args.pattern, special_tokens=special, on_merge=on_merge)
+    paths = save_model(model, args.model_prefix)
+    print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
+
+
+def read_lines(files):
+    """Lines of the given files, or of stdin, without their line endings."""
+    if not files:
+        for line in sys.stdin:
+            yield line.rstrip("\n")
+        return
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    yield line.rstrip("\n")
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
+
+
+def run_encode(args) -> None:
+    """Encode each input line to a line of ids or pieces."""
+    tok = load_tokenizer(args.model)
+    bytes_style = isinstance(tok, ByteTokenizer)
+    for line in read_lines(args.files):
+        if bytes_style:
+            ids = tok.encode(line, special=args.special)
+        elif args.special:
+            ids = tok.encode_with_special(line, bos=args.bos, eos=args.eos)
+        else:
+            ids = tok.encode(line, bos=args.bos, eos=args.eos)
+        out = ids if args.format == "id" else [tok.id_to_piece(i) for i in ids]
+        sys.stdout.write(" ".join(map(str, out)) + "\n")
+
+
+def run_decode(args) -> None:
+    """Decode each input line of ids or pieces to text."""
+    tok = load_tokenizer(args.model)
+    piece_to_id = None
+    if args.format == "piece":
+        if isinstance(tok, ByteTokenizer):
+            raise UsageError("--input-format piece needs a sentencepiece-style model")
+        piece_to_id = {p: i for i, p in enumerate(tok.pieces)}
+    for n, line in enumerate(read_lines(args.files), 1):
+        ids = []
+        for token in line.split():
+            if piece_to_id is not None:
+                if token not in piece_to_id:
+                    raise UsageError(f"line {n}: piece {token!r} is not in the vocabulary of {args.model}")
+                ids.append(piece_to_id[token])
+            else:
+                try:
+                    ids.append(int(token))
+                except ValueError:
+                    raise UsageError(f"line {n}: {token!r} is not an integer id") from None
+        try:
+            text = tok.decode(ids)
+        except ValueError as e:
+            raise UsageError(f"line {n}: {e}") from None
+        sys.stdout.write(text + "\n")
+
+
+def main(argv=None) -> int:
+    """Entry point: run a subcommand; print one-line errors and return 2 on bad input."""
+    try:
+        args = build_parser().parse_args(argv)
+        {"train": run_train, "encode": run_encode, "decode": run_decode}[args.command](args)
+    except (UsageError, ModelFileError, TrainError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,60 @@
+"""Loading any of our tokenizer files, and writing trained models atomically.
+
+`load_tokenizer` accepts a SentencePiece `.model`, a Hugging Face `tokenizer.json`, or our
+bytes-bpe `.model`; it tells them apart by content, not by name.
+"""
+import os
+import tempfile
+
+from .byte_tokenizer import HEADER, ByteTokenizer
+from .hf_json import load_tokenizer_json
+from .model_file import ModelFileError, ModelProto
+from .tokenizer import SentencePieceTokenizer
+
+
+def load_tokenizer(path):
+    """Load a tokenizer file of any supported kind; raise ModelFileError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
+    if data.startswith(HEADER.encode()):
+        try:
+            return ByteTokenizer.from_text(data.decode("utf-8"), source=str(path))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ModelFileError(str(e)) from None
+    if data.lstrip()[:1] == b"{":
+        return load_tokenizer_json(path)
+    try:
+        proto = ModelProto.from_bytes(data)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    return SentencePieceTokenizer(proto, source=str(path))
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write a file so that it is either complete or absent (temp file, then rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_model(model, prefix: str) -> list[str]:
+    """Write PREFIX.model and the readable PREFIX.vocab; return the two paths."""
+    if isinstance(model, ModelProto):
+        data = model.to_bytes()
+        vocab = "".join(f"{p}\t{s:g}\n" for p, s in zip(model.pieces, model.scores))
+    else:
+        data = model.to_text().encode("utf-8")
+        vocab = model.vocab_text()
+    paths = [prefix + ".model", prefix + ".vocab"]
+    write_atomic(paths[0], data)
+    write_atomic(paths[1], vocab.encode("utf-8"))
+    return paths

@@ -1,0 +1,93 @@
+"""The `python -m bpe` command line: spm_encode-like output, and one-line errors with exit status 2."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, fixture_path
+
+spm = pytest.importorskip("sentencepiece")
+
+
+def run(*args, stdin=""):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "bpe", *args], input=stdin, capture_output=True, text=True, env=env)
+
+
+def assert_clean_error(result, *words):
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_encode_decode_like_spm(llama_model_path):
+    sp = spm.SentencePieceProcessor(model_file=str(llama_model_path))
+    text = "Hello  world\n  two leading spaces, 42 digits 😀\n\n"
+    res = run("encode", "--model", str(llama_model_path), stdin=text)
+    lines = res.stdout.split("\n")[:-1]
+    assert lines == [" ".join(map(str, sp.encode(s))) for s in text.split("\n")[:-1]]
+    pieces = run("encode", "--model", str(llama_model_path), "--output-format", "piece", "--bos", stdin="Hello  world\n")
+    assert pieces.stdout == "<s> ▁Hello ▁ ▁world\n"
+    back = run("decode", "--model", str(llama_model_path), stdin=res.stdout)
+    assert back.stdout.split("\n")[:-1] == [sp.decode(sp.encode(s)) for s in text.split("\n")[:-1]]
+
+
+def test_tokenizer_json_encodes_like_the_model(llama_model_path):
+    json_path = fixture_path("llama2-tokenizer.json")
+    text = "Hello  world\n" + fixture_path("tinystories-valid-100.txt").read_text(encoding="utf-8")[:5000]
+    a = run("encode", "--model", str(json_path), stdin=text)
+    b = run("encode", "--model", str(llama_model_path), stdin=text)
+    assert a.returncode == 0 and a.stdout == b.stdout
+
+
+def test_train_both_styles(tmp_path):
+    corpus = ROOT / "scripts" / "data" / "toy_corpus.txt"
+    for style, size in [("sentencepiece", 400), ("bytes", 300)]:
+        prefix = tmp_path / style
+        res = run("train", "--input", str(corpus), "--vocab-size", str(size), "--model-prefix", str(prefix), "--style", style)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / f"{style}.vocab").read_text(encoding="utf-8").count("\n") == size
+        enc = run("encode", "--model", f"{prefix}.model", stdin="the tokenizer\n")
+        dec = run("decode", "--model", f"{prefix}.model", stdin=enc.stdout)
+        assert dec.stdout == "the tokenizer\n"
+    assert spm.SentencePieceProcessor(model_file=str(tmp_path / "sentencepiece.model")).get_piece_size() == 400
+
+
+def test_bad_model_files(tmp_path):
+    missing = tmp_path / "nope.model"
+    assert_clean_error(run("encode", "--model", str(missing), stdin="x\n"), str(missing))
+    corrupt = tmp_path / "corrupt.model"
+    corrupt.write_bytes(b"\x0a\xff\xff\xff\x0f garbage")
+    assert_clean_error(run("encode", "--model", str(corrupt), stdin="x\n"), str(corrupt))
+    text = tmp_path / "text.model"
+    text.write_text("just some text, not a model\n")
+    assert_clean_error(run("encode", "--model", str(text), stdin="x\n"), str(text))
+    wrong_json = tmp_path / "tokenizer.json"
+    wrong_json.write_text('{"model": {"type": "WordPiece"}}')
+    assert_clean_error(run("encode", "--model", str(wrong_json), stdin="x\n"), str(wrong_json), "BPE")
+    truncated = tmp_path / "truncated.model"
+    truncated.write_bytes(fixture_path("tok512.model").read_bytes()[:3000])
+    assert_clean_error(run("encode", "--model", str(truncated), stdin="x\n"), str(truncated))
+
+
+def test_bad_ids(llama_model_path):
+    assert_clean_error(run("decode", "--model", str(llama_model_path), stdin="1 32000\n"), "32000", "out of range")
+    assert_clean_error(run("decode", "--model", str(llama_model_path), stdin="1 -5\n"), "-5")
+    assert_clean_error(run("decode", "--model", str(llama_model_path), stdin="1 two\n"), "'two'")
+
+
+def test_bad_training_input(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    prefix = tmp_path / "out"
+    assert_clean_error(run("train", "--input", str(empty), "--vocab-size", "300", "--model-prefix", str(prefix)), "empty")
+    corpus = str(ROOT / "scripts" / "data" / "toy_corpus.txt")
+    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "100", "--model-prefix", str(prefix)), "100", "byte alphabet")
+    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "200", "--model-prefix", str(prefix), "--style", "bytes"), "byte alphabet")
+    assert_clean_error(run("train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "300", "--model-prefix", str(prefix)), "missing.txt")
+    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "100000", "--model-prefix", str(prefix)), "too large")
+    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "x", "--model-prefix", str(prefix)), "vocab-size")
+    assert list(tmp_path.iterdir()) == [empty]  # nothing half-written
