@@ -19,6 +19,7 @@ from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, US
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
 CACHE_LIMIT = 200_000
+SHORT_CHUNK = 24  # chunks up to this length use the simple rescanning merge loop
 
 
 class SentencePieceTokenizer:
@@ -63,11 +64,27 @@ class SentencePieceTokenizer:
         self.user_defined = sorted((p for p, t in zip(proto.pieces, proto.types) if t == USER_DEFINED),
                                    key=len, reverse=True)
         self._symbol_re = re.compile("|".join([re.escape(u) for u in self.user_defined] + ["."]), re.S)
-        # subtle: a chunk "▁*[^▁]*" can be encoded on its own (and cached) only if no piece joins a
-        # non-▁ character to a following ▁; true for Llama, false for whitespace-as-suffix models.
-        glued = any(SPACE in p.lstrip(SPACE) for p in self.mergeable)
-        self._chunk_re = None if glued else re.compile(f"{SPACE}*[^{SPACE}]+|{SPACE}+")
+        self._chunk_re = self._chunker()
+        self._score = {p: s for p, (s, _) in self.mergeable.items()}
+        self._simple = not self.user_defined and UNUSED not in self.types  # no frozen or unused pieces
         self._cache: dict[str, list[int]] = {}
+
+    def _chunker(self):
+        """A regex cutting normalized text into chunks that no piece spans, or None if unsafe.
+
+        subtle: a chunk can be encoded on its own (and cached) only if no merge can cross its
+        edges. A piece never joins a non-"▁" character to a following "▁" (checked here: true for
+        Llama, false for whitespace-as-suffix models), and characters that occur in no
+        multi-character piece (newlines and digits in Llama) never merge at all.
+        """
+        multi = [p for p in self.mergeable if len(p) > 1]
+        if self.user_defined or any(SPACE in p.lstrip(SPACE) for p in multi):
+            return None
+        merging = "".join(sorted({ch for p in multi for ch in p} - {SPACE}))
+        cls = "".join("\\" + ch if ch in "\\]^-[" else ch for ch in merging)
+        if not cls:
+            return re.compile(f"{SPACE}+|.", re.S)
+        return re.compile(f"{SPACE}*[{cls}]+|{SPACE}+|[^{cls}]", re.S)
 
     # --- loading -----------------------------------------------------------------------------
     @classmethod
@@ -164,6 +181,33 @@ class SentencePieceTokenizer:
 
     def _encode_chunk(self, text: str) -> list[int]:
         """BPE on one normalized string: highest-scoring adjacent pair first, leftmost on ties."""
+        if len(text) <= SHORT_CHUNK and self._simple:
+            ids: list[int] = []
+            for piece in self._merge_short(list(text)):
+                self._emit(piece, {}, ids)
+            return ids
+        return self._merge_heap(text)
+
+    def _merge_short(self, symbols: list[str]) -> list[str]:
+        """The same merge order by rescanning all pairs each step: quicker for short words.
+
+        >>> tok._merge_short(list("▁hello"))            # doctest: +SKIP
+        ['▁hello']
+        """
+        score = self._score
+        while len(symbols) > 1:
+            best, at = None, -1
+            for i in range(len(symbols) - 1):
+                s = score.get(symbols[i] + symbols[i + 1])
+                if s is not None and (best is None or s > best):  # strict: leftmost wins ties
+                    best, at = s, i
+            if at < 0:
+                break
+            symbols[at:at + 2] = [symbols[at] + symbols[at + 1]]
+        return symbols
+
+    def _merge_heap(self, text: str) -> list[int]:
+        """BPE with a heap of candidate pairs, as SentencePiece does: O(n log n) for long inputs."""
         symbols = self._symbol_re.findall(text) if self.user_defined else list(text)
         n = len(symbols)
         frozen = [s in self.user_defined for s in symbols] if self.user_defined else None

@@ -106,3 +106,17 @@ def test_out_of_range_id_is_a_clear_error(llama):
         llama.decode([32000])
     with pytest.raises(ValueError, match="out of range"):
         llama.decode([-1])
+
+
+@pytest.mark.parametrize("text", ["pneumonoultramicroscopicsilicovolcanoconiosis" * 3, " " * 70 + "x" + " " * 33,
+                                  "ab" * 40, "日本語のテキストを長く続けると一つの塊になります" * 2, "😀" * 30])
+def test_long_chunks_use_the_heap_path_and_still_match(pair, text):
+    ours, ref = pair
+    assert len(text) > 24
+    assert ours.encode(text) == ref.encode(text)
+
+
+def test_short_and_heap_merge_agree(llama):
+    for word in ["▁hello", "▁tokenization", "▁▁▁▁▁▁▁", "▁Xylophone", "▁déjà"]:
+        short = [llama.piece_to_id(p) for p in llama._merge_short(list(word))]
+        assert short == llama._merge_heap(word)
