@@ -8,6 +8,7 @@
 - `bytes` (GPT): UTF-8 bytes, pre-split by a regex (GPT-4's by default), 256 base tokens.
 """
 import os
+import re
 import sys
 import unicodedata
 from collections import Counter
@@ -19,6 +20,7 @@ from .tokenizer import SPACE, SentencePieceTokenizer
 
 BLOCK_BYTES = 4 << 20        # words are counted in blocks of about this many bytes
 PARALLEL_BYTES = 64 << 20    # inputs larger than this are counted on all cores
+WORDS_RE = re.compile(f"{SPACE}*[^{SPACE}]+|{SPACE}+")  # SentencePiece's SplitIntoWords: "▁▁word" stays one word
 
 
 class TrainError(ValueError):
@@ -117,7 +119,7 @@ class SentencePieceWords:
         self.tok = SentencePieceTokenizer(proto, source="trainer")
 
     def __call__(self, line: str) -> list[str]:
-        return self.tok._chunk_re.findall(self.tok.normalize(line))
+        return WORDS_RE.findall(self.tok.normalize(line))
 
 
 def _skeleton(add_dummy_prefix: bool, remove_extra_whitespaces: bool, byte_fallback: bool = True) -> ModelProto:
