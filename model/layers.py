@@ -1,0 +1,73 @@
+"""The math of a Llama block as pure NumPy functions (shapes use the letters in model/config.py).
+
+Everything is float32. Each function's docstring starts with its formula.
+"""
+import numpy as np
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """y = x / sqrt(mean(x^2) + eps) * weight      x: [T, D], weight: [D] -> [T, D]
+
+    >>> rms_norm(np.array([[3.0, 4.0]], np.float32), np.ones(2, np.float32), 0.0)
+    array([[0.8485281, 1.1313709]], dtype=float32)
+    """
+    variance = np.mean(x * x, axis=-1, keepdims=True)  # [T, 1]
+    return (x / np.sqrt(variance + np.float32(eps))) * weight
+
+
+def rope_tables(head_dim: int, max_positions: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin of angle[p, i] = p * theta^(-2i/E), i < E/2, repeated for both halves -> [P, E] each.
+
+    Computed in float32 the way Hugging Face does, so positions far along agree bit for bit.
+    """
+    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32)
+                                              / np.float32(head_dim)))).astype(np.float32)  # [E/2]
+    angles = np.arange(max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]  # [P, E/2]
+    angles = np.concatenate([angles, angles], axis=-1)  # [P, E]
+    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """x * cos + rotate_half(x) * sin, rotate_half([a, b]) = [-b, a]    x: [N, T, E], cos/sin: [T, E]
+
+    The half-rotation layout of Hugging Face checkpoints: dimension i pairs with i + E/2.
+    """
+    half = x.shape[-1] // 2
+    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # [N, T, E]
+    return x * cos + rotated * sin
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x), over the last axis."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int) -> np.ndarray:
+    """softmax(q k^T / sqrt(E) + causal mask) v, grouped-query.
+
+    q: [H, T, E] for positions start..start+T-1;  k, v: [K, S, E] for positions 0..S-1 (S = start+T).
+    Query head h reads key/value head h // (H // K): each KV head serves a block of consecutive
+    query heads. Returns [H, T, E].
+    """
+    H, T, E = q.shape
+    K, S, _ = k.shape
+    qg = q.reshape(K, H // K, T, E)                                 # [K, G, T, E]
+    scores = qg @ k[:, None].transpose(0, 1, 3, 2)                  # [K, G, T, S]
+    scores *= np.float32(1.0 / np.sqrt(E))
+    if T > 1:  # position start+t may see keys 0..start+t only
+        future = np.arange(S)[None, :] > (start + np.arange(T))[:, None]  # [T, S]
+        scores[..., future] = -np.inf
+    probs = softmax(scores)                                         # [K, G, T, S]
+    return (probs @ v[:, None]).reshape(H, T, E)                    # [K, G, T, E] -> [H, T, E]
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    """silu(x) = x * sigmoid(x) = x / (1 + exp(-x))"""
+    return x / (np.float32(1.0) + np.exp(-x))
+
+
+def swiglu(x: np.ndarray, gate_proj: np.ndarray, up_proj: np.ndarray, down_proj: np.ndarray) -> np.ndarray:
+    """down(silu(gate(x)) * up(x))      x: [T, D]; gate_proj, up_proj: [F, D]; down_proj: [D, F] -> [T, D]"""
+    hidden = silu(x @ gate_proj.T) * (x @ up_proj.T)  # [T, F]
+    return hidden @ down_proj.T                       # [T, F] -> [T, D]

@@ -1,0 +1,78 @@
+"""The Llama model (TinyLlama-1.1B): weights, the KV cache, and the forward pass.
+
+    tokens -> embedding -> L x [ x += attention(rms_norm(x)); x += swiglu(rms_norm(x)) ]
+           -> rms_norm -> lm_head -> logits
+
+`forward` runs T new tokens at positions start..start+T-1, writing their keys and values into
+the preallocated cache, and returns logits for the last position only (prefill and decode
+are the same call with T > 1 and T = 1).
+"""
+from pathlib import Path
+
+import numpy as np
+
+from .config import DTYPE, LlamaConfig
+from .layers import apply_rope, attention, rms_norm, rope_tables, swiglu
+from .weights import load_checkpoint
+
+
+class Llama:
+    """A Llama-architecture model: float32 weights by Hugging Face name, plus its KV cache."""
+
+    def __init__(self, cfg: LlamaConfig, weights: dict[str, np.ndarray]):
+        self.cfg = cfg
+        self.w = weights
+        self.embed_tokens = weights["model.embed_tokens.weight"]           # [V, D]
+        self.lm_head = self.embed_tokens if cfg.tie_word_embeddings else weights["lm_head.weight"]  # [V, D]
+        self.cos, self.sin = rope_tables(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta)  # [P, E]
+        self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
+        self.length = 0                     # positions already in the cache
+
+    @classmethod
+    def load(cls, folder) -> "Llama":
+        """Load `config.json` and the safetensors weights of an HF-layout folder."""
+        cfg = LlamaConfig.load(Path(folder) / "config.json")
+        return cls(cfg, load_checkpoint(folder, cfg))
+
+    def new_cache(self, max_len: int) -> None:
+        """Allocate an empty KV cache for up to `max_len` positions."""
+        cfg = self.cfg
+        if not 0 < max_len <= cfg.max_position_embeddings:
+            raise ValueError(f"{max_len} positions do not fit the context of {cfg.max_position_embeddings}")
+        shape = (cfg.num_hidden_layers, cfg.num_key_value_heads, max_len, cfg.head_dim)
+        self.cache_k = np.zeros(shape, dtype=DTYPE)
+        self.cache_v = np.zeros(shape, dtype=DTYPE)
+        self.length = 0
+
+    def forward(self, tokens, *, all_logits: bool = False) -> np.ndarray:
+        """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions."""
+        cfg = self.cfg
+        tokens = np.asarray(tokens, dtype=np.int64)
+        T, start = len(tokens), self.length
+        if self.cache_k is None or start + T > self.cache_k.shape[2]:
+            raise ValueError(f"{start + T} positions do not fit the KV cache "
+                             f"({0 if self.cache_k is None else self.cache_k.shape[2]}); call new_cache")
+        if T == 0 or tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
+            raise ValueError(f"token ids must be in 0..{cfg.vocab_size - 1}")
+        H, K, E = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        cos, sin = self.cos[start:start + T], self.sin[start:start + T]  # [T, E]
+        S = start + T
+
+        x = self.embed_tokens[tokens]                                    # [T] -> [T, D]
+        for i in range(cfg.num_hidden_layers):
+            p = f"model.layers.{i}."
+            w = self.w
+            h = rms_norm(x, w[p + "input_layernorm.weight"], cfg.rms_norm_eps)       # [T, D]
+            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, H, E).transpose(1, 0, 2)  # [H, T, E]
+            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, K, E).transpose(1, 0, 2)  # [K, T, E]
+            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, K, E).transpose(1, 0, 2)  # [K, T, E]
+            self.cache_k[i, :, start:S] = apply_rope(k, cos, sin)
+            self.cache_v[i, :, start:S] = v
+            out = attention(apply_rope(q, cos, sin), self.cache_k[i, :, :S], self.cache_v[i, :, :S], start)  # [H, T, E]
+            x = x + out.transpose(1, 0, 2).reshape(T, H * E) @ w[p + "self_attn.o_proj.weight"].T  # [T, D]
+            h = rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
+            x = x + swiglu(h, w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"], w[p + "mlp.down_proj.weight"])
+        self.length = S
+        x = x if all_logits else x[-1:]
+        logits = rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps) @ self.lm_head.T  # [T or 1, V]
+        return logits if all_logits else logits[0]

@@ -1,0 +1,186 @@
+"""Checkpoint files: safetensors read and written by our own code, and the checked weight map.
+
+A safetensors file is: 8 bytes (little-endian u64) header length N, N bytes of JSON
+`{name: {"dtype", "shape", "data_offsets": [begin, end]}}`, then the raw tensor bytes.
+NumPy has no bfloat16, so BF16 is read as raw uint16 and shifted into the high half of a
+float32 (bf16 is exactly the top 16 bits of a float32). Each tensor is memory-mapped,
+converted to float32 once and unmapped, so peak memory stays near the float32 weight size.
+"""
+import json
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .config import DTYPE, LlamaConfig
+
+DTYPES = {"BF16": 2, "F16": 2, "F32": 4}  # supported dtype -> bytes per element
+
+
+class WeightsError(ValueError):
+    """Raised for a checkpoint we cannot load, with the file and tensor named."""
+
+
+def read_header(path) -> tuple[dict, int]:
+    """Parse a safetensors header; return ({name: info}, byte offset where the data starts)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise WeightsError(f"{path}: truncated safetensors file (no header)")
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8 or n > 100 << 20:
+                raise WeightsError(f"{path}: corrupted safetensors header (length {n} for a {size}-byte file)")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WeightsError(f"{path}: corrupted safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupted safetensors header")
+    header.pop("__metadata__", None)
+    start, data_size = 8 + n, size - 8 - n
+    for name, info in header.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise WeightsError(f"{path}: corrupted entry for tensor {name}") from None
+        if dtype not in DTYPES:
+            raise WeightsError(f"{path}: tensor {name} has dtype {dtype}; supported: {', '.join(DTYPES)}")
+        if not 0 <= begin <= end <= data_size:
+            raise WeightsError(f"{path}: tensor {name} lies past the end of the file (truncated?)")
+        if end - begin != int(np.prod(shape, dtype=np.int64)) * DTYPES[dtype]:
+            raise WeightsError(f"{path}: tensor {name} has {end - begin} bytes for shape {shape} {dtype}")
+    return header, start
+
+
+def to_float32(raw: np.ndarray, dtype: str, out: np.ndarray) -> np.ndarray:
+    """Convert raw little-endian BF16 / F16 / F32 values into the float32 array `out`."""
+    if dtype == "BF16":  # bf16 bits are the top half of the float32 bits
+        np.left_shift(raw.view(np.uint16), 16, out=out.view(np.uint32), dtype=np.uint32)
+    elif dtype == "F16":
+        out[...] = raw.view(np.float16)
+    else:
+        out[...] = raw.view(np.float32)
+    return out
+
+
+def load_tensors(path, names=None, threads: int = 2) -> dict[str, np.ndarray]:
+    """Load tensors of one safetensors file (all, or `names`) as float32 arrays."""
+    header, start = read_header(path)
+    names = list(header) if names is None else names
+
+    def load(name):
+        info = header[name]
+        begin, end = info["data_offsets"]
+        out = np.empty(info["shape"], dtype=DTYPE)
+        if end > begin:
+            raw = np.memmap(path, dtype=np.uint8, mode="r", offset=start + begin, shape=(end - begin,))
+            to_float32(raw, info["dtype"], out.reshape(-1))
+            del raw  # unmapped at once: the file's pages do not stay resident
+        return name, out
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # NumPy releases the GIL while converting
+        return dict(pool.map(load, names))
+
+
+def checkpoint_files(folder) -> dict[str, Path]:
+    """Map each tensor name to its file: `model.safetensors`, or the shards of an index."""
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise WeightsError(f"{index}: not a valid safetensors index (no weight_map)") from None
+        return {name: folder / file for name, file in weight_map.items()}
+    single = folder / "model.safetensors"
+    if not single.exists():
+        raise WeightsError(f"{folder}: no model.safetensors or model.safetensors.index.json")
+    header, _ = read_header(single)
+    return {name: single for name in header}
+
+
+def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
+    """Every tensor a Llama checkpoint must hold (HF names), with its shape."""
+    D, F, H, K, E, V = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
+                        cfg.num_key_value_heads, cfg.head_dim, cfg.vocab_size)
+    shapes = {"model.embed_tokens.weight": (V, D), "model.norm.weight": (D,)}
+    if not cfg.tie_word_embeddings:
+        shapes["lm_head.weight"] = (V, D)
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        shapes.update({
+            p + "input_layernorm.weight": (D,),
+            p + "self_attn.q_proj.weight": (H * E, D),
+            p + "self_attn.k_proj.weight": (K * E, D),
+            p + "self_attn.v_proj.weight": (K * E, D),
+            p + "self_attn.o_proj.weight": (D, H * E),
+            p + "post_attention_layernorm.weight": (D,),
+            p + "mlp.gate_proj.weight": (F, D),
+            p + "mlp.up_proj.weight": (F, D),
+            p + "mlp.down_proj.weight": (D, F),
+        })
+    return shapes
+
+
+def load_checkpoint(folder, cfg: LlamaConfig) -> dict[str, np.ndarray]:
+    """Load and check every tensor of an HF-layout checkpoint folder, as float32 by HF name."""
+    files = checkpoint_files(folder)
+    shapes = expected_shapes(cfg)
+    ignorable = [n for n in files if n.endswith("rotary_emb.inv_freq")]  # recomputed from rope_theta
+    if cfg.tie_word_embeddings:
+        ignorable += [n for n in files if n == "lm_head.weight"]
+    missing = [n for n in shapes if n not in files]
+    extra = [n for n in files if n not in shapes and n not in ignorable]
+    if missing:
+        raise WeightsError(f"{folder}: checkpoint is missing {len(missing)} tensors, e.g. {missing[0]}")
+    if extra:
+        raise WeightsError(f"{folder}: checkpoint has unexpected tensors, e.g. {extra[0]}")
+    by_file: dict[Path, list[str]] = {}
+    for name in shapes:
+        by_file.setdefault(files[name], []).append(name)
+    weights = {}
+    for path, names in by_file.items():
+        header, _ = read_header(path)
+        for name in names:
+            if name not in header:
+                raise WeightsError(f"{path}: tensor {name} (named in the index) is not in this file")
+            if tuple(header[name]["shape"]) != shapes[name]:
+                raise WeightsError(f"{path}: tensor {name} has shape {tuple(header[name]['shape'])}, "
+                                   f"expected {shapes[name]} from config.json")
+        weights.update(load_tensors(path, names))
+    return weights
+
+
+def float32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """Round float32 to bfloat16 (nearest, ties to even) and return the raw uint16 bits."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def save_safetensors(path, tensors: dict[str, np.ndarray], dtype: str = "BF16") -> None:
+    """Write float arrays to a safetensors file in `dtype` (BF16, F16 or F32)."""
+    header, blobs, offset = {}, [], 0
+    for name, x in tensors.items():
+        if dtype == "BF16":
+            raw = float32_to_bf16_bits(x).tobytes()
+        else:
+            raw = np.ascontiguousarray(x, dtype=np.float16 if dtype == "F16" else np.float32).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(x.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    tmp = str(path) + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for raw in blobs:
+            f.write(raw)
+    os.replace(tmp, path)

@@ -1,0 +1,94 @@
+"""Small random Llama checkpoints in the Hugging Face layout (bf16 safetensors), written by the tests.
+
+The same seed always gives the same checkpoint, so the golden files made by tests/make_golden.py
+(with transformers) match what the tests write. Vocabulary 32000, so the real Llama tokenizer fits.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model.weights import save_safetensors
+
+# name -> config fields; sizes deliberately not powers of two
+CONFIGS = {
+    "mha": dict(hidden_size=48, intermediate_size=100, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=4, tie_word_embeddings=False),
+    "gqa": dict(hidden_size=96, intermediate_size=200, num_hidden_layers=3, num_attention_heads=16,
+                num_key_value_heads=2, tie_word_embeddings=False),   # TinyLlama's 8:1 grouping
+    "tied": dict(hidden_size=40, intermediate_size=90, num_hidden_layers=2, num_attention_heads=5,
+                 num_key_value_heads=5, tie_word_embeddings=True),
+    "odd": dict(hidden_size=60, intermediate_size=150, num_hidden_layers=2, num_attention_heads=6,
+                num_key_value_heads=2, tie_word_embeddings=False, rope_theta=500000.0, rms_norm_eps=1e-6),
+}
+VOCAB = 32000
+
+
+def config_dict(name: str) -> dict:
+    """The config.json contents for a named test checkpoint."""
+    cfg = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=VOCAB,
+               max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0, hidden_act="silu",
+               bos_token_id=1, eos_token_id=2, torch_dtype="bfloat16", attention_bias=False)
+    cfg.update(CONFIGS[name])
+    return cfg
+
+
+def random_weights(cfg: dict, seed: int) -> dict[str, np.ndarray]:
+    """Random float32 weights with HF names and shapes; norms near 1 so every layer matters."""
+    rng = np.random.default_rng(seed)
+    D, F = cfg["hidden_size"], cfg["intermediate_size"]
+    H, K = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    E, V = D // H, cfg["vocab_size"]
+
+    def mat(rows, cols):
+        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+
+    def norm(n):
+        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": rng.standard_normal((V, D)).astype(np.float32)}
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        w[p + "input_layernorm.weight"] = norm(D)
+        w[p + "self_attn.q_proj.weight"] = mat(H * E, D) * 2
+        w[p + "self_attn.k_proj.weight"] = mat(K * E, D) * 2
+        w[p + "self_attn.v_proj.weight"] = mat(K * E, D)
+        w[p + "self_attn.o_proj.weight"] = mat(D, H * E)
+        w[p + "post_attention_layernorm.weight"] = norm(D)
+        w[p + "mlp.gate_proj.weight"] = mat(F, D)
+        w[p + "mlp.up_proj.weight"] = mat(F, D)
+        w[p + "mlp.down_proj.weight"] = mat(D, F)
+    w["model.norm.weight"] = norm(D)
+    if not cfg["tie_word_embeddings"]:
+        w["lm_head.weight"] = mat(V, D) * 3
+    return w
+
+
+def write_checkpoint(folder, name: str, seed: int = 0, *, dtype: str = "BF16", shards: int = 1,
+                     tokenizer: Path | None = None) -> Path:
+    """Write config.json and model.safetensors (or `shards` files and an index) into folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = config_dict(name)
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    weights = random_weights(cfg, seed)
+    if shards == 1:
+        save_safetensors(folder / "model.safetensors", weights, dtype)
+    else:
+        names = list(weights)
+        weight_map = {}
+        for s in range(shards):
+            part = names[s::shards]
+            file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+            save_safetensors(folder / file, {n: weights[n] for n in part}, dtype)
+            weight_map.update({n: file for n in part})
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    if tokenizer is not None:
+        (folder / "tokenizer.model").symlink_to(Path(tokenizer).resolve())
+    return folder
+
+
+def prompts(seed: int = 1) -> dict[str, list[int]]:
+    """The token prompts the golden files use: one token, and fifty."""
+    rng = np.random.default_rng(seed)
+    return {"one": [1], "fifty": [1] + rng.integers(3, VOCAB, 49).tolist()}
