@@ -1,0 +1,65 @@
+"""Finding a model: a local Hugging Face-layout folder, or a Hub repo id downloaded on first use.
+
+Downloading needs the optional `huggingface_hub` package and a network; without either we say
+exactly which files to fetch by hand and where to point `--model`.
+"""
+import json
+from pathlib import Path
+
+from bpe.files import load_tokenizer
+from bpe.model_file import ModelFileError
+
+DEFAULT_REPO = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "*.safetensors",
+         "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
+
+
+class ModelNotFound(ValueError):
+    """Raised when --model is neither a usable folder nor a downloadable repo."""
+
+
+def _how_to(repo: str) -> str:
+    return (f"download config.json, model.safetensors, tokenizer.model and tokenizer_config.json from "
+            f"https://huggingface.co/{repo} into a folder and run with --model FOLDER")
+
+
+def resolve_model(spec: str) -> Path:
+    """Return a local folder for `spec`: the folder itself, or the Hub download of a repo id."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"{path} has no config.json: not a Hugging Face model folder")
+        return path
+    if path.exists():
+        raise ModelNotFound(f"--model {spec} is a file; give the folder that holds config.json and the weights")
+    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        raise ModelNotFound(f"--model {spec}: no such folder, and not a Hub repo id like {DEFAULT_REPO}")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelNotFound(f"{spec} is not downloaded and huggingface_hub is not installed: "
+                            f"pip install huggingface_hub, or {_how_to(spec)}") from None
+    try:
+        return Path(snapshot_download(repo_id=spec, allow_patterns=FILES))
+    except Exception as online_error:  # offline, unknown repo, ... : try the local cache once
+        try:
+            return Path(snapshot_download(repo_id=spec, allow_patterns=FILES, local_files_only=True))
+        except Exception:
+            reason = str(online_error).strip().splitlines()[0] if str(online_error).strip() else type(online_error).__name__
+            raise ModelNotFound(f"cannot download {spec} ({reason[:200]}); {_how_to(spec)}") from None
+
+
+def load_folder_tokenizer(folder: Path):
+    """The tokenizer of a model folder: tokenizer.model, else tokenizer.json."""
+    for name in ("tokenizer.model", "tokenizer.json"):
+        if (folder / name).exists():
+            return load_tokenizer(folder / name)
+    raise ModelFileError(f"{folder} has neither tokenizer.model nor tokenizer.json")
+
+
+def chat_template(folder: Path) -> str | None:
+    """The chat_template string of tokenizer_config.json, if the folder has one."""
+    try:
+        return json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, ValueError, AttributeError):
+        return None

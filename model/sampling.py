@@ -1,0 +1,58 @@
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p (nucleus).
+
+Every random choice draws from an explicit `numpy.random.Generator`, so a seed fixes the text.
+Order, as in Hugging Face: temperature, then top-k, then top-p.
+"""
+import numpy as np
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Raise ValueError naming the first invalid sampling value."""
+    if not np.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0 = off), got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"--top-p must be in (0, 1] (1 = off), got {top_p}")
+
+
+def top_k_candidates(logits: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest logits (unordered), by partition: O(V), not a sort."""
+    if k <= 0 or k >= len(logits):
+        return np.arange(len(logits))
+    return np.argpartition(logits, -k)[-k:]
+
+
+def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """p_i = exp(l_i / t) / sum_j exp(l_j / t), computed in float64 for a stable sum."""
+    z = logits.astype(np.float64) / temperature
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def top_p_filter(probs: np.ndarray, p: float) -> np.ndarray:
+    """Positions of the smallest set of most likely tokens whose probabilities add up to >= p.
+
+    subtle: a token below (1 - p) / (n - 1) can never be inside the nucleus, so only the
+    tokens above that cutoff are sorted, never the whole vocabulary.
+    """
+    n = len(probs)
+    if p >= 1 or n == 1:
+        return np.arange(n)
+    keep = np.flatnonzero(probs >= (1 - p) / (n - 1))
+    order = keep[np.argsort(-probs[keep], kind="stable")]
+    cum = np.cumsum(probs[order])
+    last = int(np.searchsorted(cum, p))  # first position where the running sum reaches p
+    return order[:last + 1]
+
+
+def sample(logits: np.ndarray, rng: np.random.Generator, *, temperature: float = 1.0,
+           top_k: int = 0, top_p: float = 1.0) -> int:
+    """Pick the next token id: argmax when temperature is 0, otherwise a filtered random draw."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    candidates = top_k_candidates(logits, top_k)              # [C]
+    probs = probabilities(logits[candidates], temperature)    # [C]
+    nucleus = top_p_filter(probs, top_p)                      # [N] positions into candidates
+    chosen = probs[nucleus] / probs[nucleus].sum()
+    return int(candidates[nucleus[rng.choice(len(nucleus), p=chosen)]])

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Generate text with TinyLlama (or any Llama-architecture HF checkpoint), streamed to stdout.
+
+  python scripts/generate.py --prompt "Once upon a time"
+  python scripts/generate.py --chat --prompt "What is a tokenizer?" [--system "You are ..."]
+  python scripts/generate.py --chat                       # interactive chat on a terminal
+
+stdout carries only the text; stderr gets llama.cpp-style stats at the end. Ctrl-C stops cleanly.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bpe.model_file import ModelFileError  # noqa: E402
+from model.chat import encode_chat  # noqa: E402
+from model.config import ConfigError  # noqa: E402
+from model.generate import ContextError, Stats, generate  # noqa: E402
+from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
+from model.llama import Llama  # noqa: E402
+from model.sampling import check_sampling  # noqa: E402
+from model.weights import WeightsError  # noqa: E402
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv):
+    """Command-line options, named as llama.cpp / run.c users expect."""
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_REPO, help=f"HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
+    p.add_argument("--prompt", help="the prompt (default: read stdin, or chat interactively on a terminal)")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in TinyLlama's chat format")
+    p.add_argument("--system", help="system message for --chat")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="new tokens at most (default 256)")
+    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7, TinyLlama-Chat's card)")
+    p.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens, 0 = off (default 50)")
+    p.add_argument("--top-p", type=float, default=0.95, help="nucleus probability, 1 = off (default 0.95)")
+    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+    return p.parse_args(argv)
+
+
+def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False) -> list[int]:
+    """Generate, printing text as it becomes final; return the new ids."""
+    decoder, out = tok.stream_decoder(), []
+    if continuation:  # subtle: after an echoed prompt, the first new piece keeps its leading space
+        decoder.feed(prompt_ids[-1])
+    try:
+        for token in generate(model, prompt_ids, max_new_tokens=args.max_new_tokens, rng=rng,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              stop_ids={tok.eos_id}, stats=stats, reuse=reuse):
+            out.append(token)
+            if token != tok.eos_id:
+                sys.stdout.write(decoder.feed(token))
+                sys.stdout.flush()
+    finally:
+        sys.stdout.write(decoder.flush())
+        sys.stdout.flush()
+    return out
+
+
+def main(argv=None) -> int:
+    """Load the model, then generate once (raw or chat) or chat interactively."""
+    args = parse_args(argv)
+    try:
+        check_sampling(args.temperature, args.top_k, args.top_p)
+        if args.max_new_tokens < 0:
+            raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+        interactive = args.prompt is None and args.chat and sys.stdin.isatty()
+        prompt = args.prompt if args.prompt is not None or interactive else sys.stdin.read()
+        t = time.perf_counter()
+        folder = resolve_model(args.model)
+        tok = load_folder_tokenizer(folder)
+        model = Llama.load(folder)
+        stats = Stats(load_s=time.perf_counter() - t)
+        rng = np.random.default_rng(args.seed)
+        if interactive:
+            return chat_loop(model, tok, args, rng, stats)
+        if args.chat:
+            messages = ([{"role": "system", "content": args.system}] if args.system else [])
+            ids = encode_chat(tok, messages + [{"role": "user", "content": prompt}])
+        else:
+            ids = tok.encode(prompt, bos=True)
+            sys.stdout.write(prompt)  # raw mode echoes the prompt, as run.c does
+        try:
+            stream(model, tok, ids, args, rng, stats, continuation=not args.chat)
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+        print(file=sys.stdout)
+        print(stats.report(), file=sys.stderr)
+        return 0
+    except (ModelNotFound, ModelFileError, ConfigError, WeightsError, ContextError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+def chat_loop(model, tok, args, rng, stats) -> int:
+    """Multi-turn chat on a terminal; the cache keeps the shared prefix between turns."""
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    cached: list[int] = []
+    print("Chat with the model; an empty line or Ctrl-D ends, Ctrl-C stops an answer.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        if not line.strip():
+            return 0
+        messages.append({"role": "user", "content": line})
+        ids = encode_chat(tok, messages)
+        reuse = 0
+        while reuse < min(len(cached), len(ids) - 1) and cached[reuse] == ids[reuse]:
+            reuse += 1
+        try:
+            new = stream(model, tok, ids, args, rng, stats, reuse=reuse)
+        except KeyboardInterrupt:
+            new = []
+        print()
+        answer = tok.decode([t for t in new if t != tok.eos_id])
+        messages.append({"role": "assistant", "content": answer.strip()})
+        cached = ids + new
+        print(stats.report(), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
