@@ -1,0 +1,203 @@
+"""Sampling, the chat format, loading variants, and scripts/generate.py end to end (no torch)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.chat import encode_chat, render_chat
+from model.config import ConfigError, LlamaConfig
+from model.llama import Llama
+from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
+from model.weights import WeightsError, load_tensors, read_header
+
+from checkpoints import config_dict, write_checkpoint
+from conftest import ROOT
+
+spm = pytest.importorskip("sentencepiece")
+
+
+# --- sampling ---------------------------------------------------------------------------------
+def test_greedy_and_seeded_sampling():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal(1000).astype(np.float32)
+    assert sample(logits, rng, temperature=0) == int(np.argmax(logits))
+    draws = [sample(logits, np.random.default_rng(7), temperature=0.8, top_k=40, top_p=0.9) for _ in range(3)]
+    assert len(set(draws)) == 1  # the same seed gives the same token
+
+
+def test_top_k_matches_brute_force():
+    logits = np.random.default_rng(1).standard_normal(5000).astype(np.float32)
+    assert set(top_k_candidates(logits, 17)) == set(np.argsort(-logits)[:17])
+
+
+def test_top_p_is_the_smallest_nucleus():
+    probs = probabilities(np.random.default_rng(2).standard_normal(3000), 0.5)
+    order = np.argsort(-probs)
+    for p in [0.1, 0.5, 0.9, 0.99]:
+        n = int(np.searchsorted(np.cumsum(probs[order]), p)) + 1  # brute force over the full sort
+        assert set(top_p_filter(probs, p)) == set(order[:n])
+    assert probabilities(np.array([1.0, 2.0, 3.0]), 1.0).sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sampling_only_draws_inside_top_k():
+    logits = np.arange(100, dtype=np.float32)
+    rng = np.random.default_rng(3)
+    assert {sample(logits, rng, temperature=5.0, top_k=3) for _ in range(200)} <= {97, 98, 99}
+
+
+# --- chat format ------------------------------------------------------------------------------
+SYSTEM = "You are a friendly chatbot who always responds in the style of a pirate."
+USER = "How many helicopters can a human eat in one sitting?"
+
+
+def test_chat_rendering_matches_the_template():
+    # the fixtures README's rendering of TinyLlama-Chat's chat_template
+    expected = (f"<|system|>\n{SYSTEM}</s>\n<|user|>\n{USER}</s>\n<|assistant|>\n")
+    assert render_chat([{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]) == expected
+
+
+def test_chat_ids_use_eos_id_not_text(llama_model_path):
+    from bpe import SentencePieceTokenizer
+    tok = SentencePieceTokenizer.load(llama_model_path)
+    sp = spm.SentencePieceProcessor(model_file=str(llama_model_path))
+    ids = encode_chat(tok, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}])
+    # BOS, each stretch of text encoded alone (as HF's tokenizer does), </s> as id 2
+    expected = ([1] + sp.encode(f"<|system|>\n{SYSTEM}") + [2] + sp.encode(f"\n<|user|>\n{USER}") + [2]
+                + sp.encode("\n<|assistant|>\n"))
+    assert ids == expected
+    assert ids.count(2) == 2 and 29871 in ids  # "\n" after </s> starts with the dummy-prefix piece
+
+
+# --- loading ----------------------------------------------------------------------------------
+def test_sharded_f16_f32_load_like_bf16(tmp_path):
+    base = Llama.load(write_checkpoint(tmp_path / "bf16", "gqa"))
+    sharded = Llama.load(write_checkpoint(tmp_path / "sharded", "gqa", shards=3))
+    for name, w in base.w.items():
+        np.testing.assert_array_equal(w, sharded.w[name])
+    for dtype in ["F16", "F32"]:
+        other = Llama.load(write_checkpoint(tmp_path / dtype, "gqa", dtype=dtype))
+        for name, w in base.w.items():  # bf16 keeps 8 bits of mantissa: relative error below 2^-8
+            np.testing.assert_allclose(w, other.w[name], rtol=2 ** -8, atol=1e-6)
+
+
+def test_bf16_decoding_by_hand(tmp_path):
+    from model.weights import save_safetensors
+    values = np.array([1.0, -2.5, 3.140625, 0.0], dtype=np.float32)  # exactly representable in bf16
+    save_safetensors(tmp_path / "t.safetensors", {"x": values})
+    header, start = read_header(tmp_path / "t.safetensors")
+    assert header["x"]["dtype"] == "BF16" and header["x"]["data_offsets"] == [0, 8]
+    raw = (tmp_path / "t.safetensors").read_bytes()[start:]
+    assert raw[:2] == bytes([0x80, 0x3F])  # 1.0 is 0x3F80 in bf16, little-endian
+    np.testing.assert_array_equal(load_tensors(tmp_path / "t.safetensors")["x"], values)
+
+
+def test_config_rejections():
+    good = config_dict("gqa")
+    LlamaConfig.from_dict(good)
+    for change, words in [({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
+                          ({"attention_bias": True}, "attention_bias"), ({"hidden_act": "gelu"}, "gelu"),
+                          ({"model_type": "mistral"}, "mistral"), ({"num_key_value_heads": 3}, "multiple")]:
+        with pytest.raises(ConfigError, match=words):
+            LlamaConfig.from_dict({**good, **change})
+    with pytest.raises(ConfigError, match="hidden_size"):
+        LlamaConfig.from_dict({k: v for k, v in good.items() if k != "hidden_size"})
+
+
+# --- scripts/generate.py ------------------------------------------------------------------------
+def run_generate(*args, stdin=""):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), *args],
+                          input=stdin, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, llama_model_path):
+    return write_checkpoint(tmp_path_factory.mktemp("gen") / "gqa", "gqa", tokenizer=llama_model_path)
+
+
+def test_generate_greedy_matches_the_library(folder, llama_model_path):
+    from bpe import SentencePieceTokenizer
+    res = run_generate("--model", str(folder), "--prompt", "Once upon a time", "--max-new-tokens", "12", "--temperature", "0")
+    assert res.returncode == 0, res.stderr
+    tok = SentencePieceTokenizer.load(llama_model_path)
+    model = Llama.load(folder)
+    ids = tok.encode("Once upon a time", bos=True)
+    model.new_cache(64)
+    logits, new = model.forward(ids), []
+    for _ in range(12):
+        new.append(int(np.argmax(logits)))
+        if new[-1] == 2:
+            break
+        logits = model.forward([new[-1]])
+    expected = tok.decode(ids + [t for t in new if t != 2])
+    assert res.stdout == expected + "\n"          # stdout: the text only, prompt echoed first
+    assert "prompt eval" in res.stderr and "eval time" in res.stderr and "load time" in res.stderr
+
+
+def test_generate_same_seed_same_text(folder):
+    a = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
+    b = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
+    assert a.returncode == 0 and a.stdout == b.stdout
+
+
+def assert_clean_error(res, *words):
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_generate_bad_input(folder, tmp_path):
+    assert_clean_error(run_generate("--model", str(tmp_path / "none"), "--prompt", "x"), "none")
+    assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--temperature", "-1"), "temperature")
+    assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--top-p", "0"), "top-p")
+    assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--top-k", "-3"), "top-k")
+    assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--max-new-tokens", "-1"), "max-new-tokens")
+    assert_clean_error(run_generate("--model", str(folder), "--prompt", "hello " * 300), "context")
+
+
+def broken_copy(folder, tmp_path, name):
+    """A copy of the checkpoint folder to break in one way."""
+    out = tmp_path / name
+    out.mkdir()
+    for f in folder.iterdir():
+        (out / f.name).write_bytes(f.read_bytes())
+    return out
+
+
+def test_generate_bad_checkpoints(folder, tmp_path):
+    no_field = broken_copy(folder, tmp_path, "nofield")
+    cfg = json.loads((no_field / "config.json").read_text())
+    del cfg["intermediate_size"]
+    (no_field / "config.json").write_text(json.dumps(cfg))
+    assert_clean_error(run_generate("--model", str(no_field), "--prompt", "x"), "intermediate_size")
+
+    scaled = broken_copy(folder, tmp_path, "scaled")
+    (scaled / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 200, "rope_scaling": {"type": "dynamic"}}))
+    assert_clean_error(run_generate("--model", str(scaled), "--prompt", "x"), "rope_scaling")
+
+    truncated = broken_copy(folder, tmp_path, "truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert_clean_error(run_generate("--model", str(truncated), "--prompt", "x"), "model.safetensors")
+
+    corrupt = broken_copy(folder, tmp_path, "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\xff" * 64)
+    assert_clean_error(run_generate("--model", str(corrupt), "--prompt", "x"), "corrupted")
+
+    wrong = broken_copy(folder, tmp_path, "wrongshape")
+    (wrong / "config.json").write_text(json.dumps({**cfg, "intermediate_size": 201}))
+    assert_clean_error(run_generate("--model", str(wrong), "--prompt", "x"), "shape", "mlp")
+
+    dtype = broken_copy(folder, tmp_path, "dtype")
+    raw = (dtype / "model.safetensors").read_bytes()
+    (dtype / "model.safetensors").write_bytes(raw.replace(b'"BF16"', b'"I16" ', 1))
+    assert_clean_error(run_generate("--model", str(dtype), "--prompt", "x"), "I16")
+
+    no_weights = broken_copy(folder, tmp_path, "noweights")
+    (no_weights / "model.safetensors").unlink()
+    assert_clean_error(run_generate("--model", str(no_weights), "--prompt", "x"), "model.safetensors")

@@ -1,0 +1,74 @@
+"""Live oracle (CI runs it with `pytest -m oracle`): transformers on the same checkpoints, on CPU.
+
+Also checks that the committed golden files still equal what transformers computes, and that
+our chat encoding equals transformers' apply_chat_template with TinyLlama's template.
+"""
+import numpy as np
+import pytest
+
+from model.chat import encode_chat
+from model.llama import Llama
+
+from checkpoints import CONFIGS, write_checkpoint
+from conftest import ROOT, fixture_path
+
+pytestmark = pytest.mark.oracle
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+# the chat_template of TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json (Zephyr's)
+TINYLLAMA_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] "
+    "+ eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}"
+    "\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def live(request, tmp_path_factory):
+    from make_golden import reference
+    folder = write_checkpoint(tmp_path_factory.mktemp(request.param), request.param)
+    return request.param, Llama.load(folder), reference(folder)
+
+
+def test_against_live_transformers(live):
+    name, model, ref = live
+    for prompt in ["one", "fifty"]:
+        ids = ref[f"{prompt}_ids"].tolist()
+        model.new_cache(len(ids))
+        logits = model.forward(ids, all_logits=True)
+        np.testing.assert_allclose(logits[-1], ref[f"{prompt}_last"], atol=1e-4, rtol=0)
+        np.testing.assert_allclose(logits[:, :64], ref[f"{prompt}_head"], atol=1e-4, rtol=0)
+    ids = ref["fifty_ids"].tolist()[:10]
+    model.new_cache(64)
+    logits, out = model.forward(ids), []
+    for _ in range(len(ref["greedy"])):
+        out.append(int(np.argmax(logits)))
+        logits = model.forward([out[-1]])
+    assert out == ref["greedy"].tolist()
+
+
+def test_golden_files_are_current(live):
+    name, _, ref = live
+    gold = np.load(ROOT / "tests" / "golden" / f"{name}.npz")
+    for key, value in ref.items():
+        np.testing.assert_allclose(gold[key], value, atol=1e-5, rtol=0, err_msg=f"{name}: {key}; rerun tests/make_golden.py")
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "system", "content": "You are a friendly chatbot who always responds in the style of a pirate."},
+     {"role": "user", "content": "How many helicopters can a human eat in one sitting?"}],
+    [{"role": "user", "content": "  two spaces, 42 and an emoji 😀"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+     {"role": "user", "content": "Tell me a joke.\nA short one."}],
+])
+def test_chat_ids_equal_apply_chat_template(messages, llama_model_path):
+    from transformers import PreTrainedTokenizerFast
+    from bpe import SentencePieceTokenizer
+    hf = PreTrainedTokenizerFast(tokenizer_file=str(fixture_path("llama2-tokenizer.json")),
+                                 bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    hf.chat_template = TINYLLAMA_TEMPLATE
+    text = hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    expected = hf(text, add_special_tokens=False)["input_ids"]
+    ours = encode_chat(SentencePieceTokenizer.load(llama_model_path), messages)
+    assert ours == [1] + expected
