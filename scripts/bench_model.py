@@ -80,9 +80,12 @@ def read_once(path: Path) -> float:
 def child(folder: str, tokens: int) -> None:
     """Run in a fresh process: load, measure the ceiling, prefill 128, decode; print JSON."""
     from model.llama import Llama
-    t = time.perf_counter()
-    model = Llama.load(folder)
-    load_s = time.perf_counter() - t
+    load_s = float("inf")
+    for _ in range(2):  # best of two, as for reading the file (the first touch of fresh memory varies)
+        model = None
+        t = time.perf_counter()
+        model = Llama.load(folder)
+        load_s = min(load_s, time.perf_counter() - t)
     weight_bytes = sum(w.nbytes for name, w in model.w.items())
     matrices = [w for name, w in model.w.items() if w.ndim == 2 and name != "model.embed_tokens.weight"]
     if model.cfg.tie_word_embeddings:
@@ -96,10 +99,12 @@ def child(folder: str, tokens: int) -> None:
         return time.perf_counter() - t
     ceiling_s = min(one_pass() for _ in range(3))
     prompt = np.random.default_rng(1).integers(3, 32000, 128).tolist()
-    model.new_cache(model.cfg.max_position_embeddings)
-    t = time.perf_counter()
-    logits = model.forward(prompt)
-    prefill_s = time.perf_counter() - t
+    prefill_s = float("inf")
+    for _ in range(2):  # best of two, as for transformers
+        model.new_cache(model.cfg.max_position_embeddings)
+        t = time.perf_counter()
+        logits = model.forward(prompt)
+        prefill_s = min(prefill_s, time.perf_counter() - t)
     steps = []
     for _ in range(tokens):
         t = time.perf_counter()
