@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import unicodedata
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 
 from .merges import learn_merges
@@ -50,10 +50,16 @@ def count_words(paths, split_words, *, progress: bool = False) -> Counter:
     bar = Progress("counting words", total, enabled=progress and total > BLOCK_BYTES)
     counts: Counter = Counter()
     if total > PARALLEL_BYTES and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor() as pool:
-            blocks = read_blocks(paths)
-            for part in pool.map(_count_block, blocks, [split_words] * 10**9, chunksize=1):
-                counts.update(part)
+        workers = os.cpu_count() or 1
+        with ProcessPoolExecutor(workers) as pool:
+            pending = deque()
+            for block in read_blocks(paths):  # at most 2 blocks per worker in flight: bounded memory
+                pending.append(pool.submit(_count_block, block, split_words))
+                if len(pending) >= 2 * workers:
+                    counts.update(pending.popleft().result())
+                    bar.step(BLOCK_BYTES)
+            for future in pending:
+                counts.update(future.result())
                 bar.step(BLOCK_BYTES)
     else:
         for block in read_blocks(paths):

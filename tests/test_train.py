@@ -137,3 +137,14 @@ def test_bytes_encoding_applies_lowest_rank_first():
     rng = random.Random(0)
     s = "".join(rng.choice("abc") for _ in range(50))
     assert tok.decode(tok.encode(s)) == s
+
+
+def test_parallel_word_counts_equal_serial(monkeypatch):
+    import bpe.train as train
+    corpus = fixture_path("tinystories-valid-100.txt")
+    split = train.SentencePieceWords(add_dummy_prefix=True, remove_extra_whitespaces=False)
+    serial = train.count_words([corpus], split)
+    monkeypatch.setattr(train, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(train, "BLOCK_BYTES", 10_000)  # many blocks, spread over the worker processes
+    assert train.count_words([corpus], split) == serial
+    assert serial["▁the"] > 100 and sum(serial.values()) > 10_000
