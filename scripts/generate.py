@@ -122,6 +122,7 @@ def chat_loop(model, tok, args, rng, stats) -> int:
         reuse = 0
         while reuse < min(len(cached), len(ids) - 1) and cached[reuse] == ids[reuse]:
             reuse += 1
+        stats = Stats(load_s=stats.load_s)  # this turn's timings
         try:
             new = stream(model, tok, ids, args, rng, stats, reuse=reuse)
         except KeyboardInterrupt:
