@@ -115,7 +115,7 @@ class ByteTokenizer:
 
 
 def train_bytes(words: dict[str, int], vocab_size: int, *, pattern: str = GPT4_PATTERN,
-                special_tokens: list[str] = (), on_merge=None) -> ByteTokenizer:
+                special_tokens: list[str] = (), on_merge=None, on_step=None) -> ByteTokenizer:
     """Learn merges over regex-split chunks `{chunk: count}` until the vocabulary has `vocab_size` ids."""
     word_ids = {}
     for w, c in words.items():
@@ -128,6 +128,7 @@ def train_bytes(words: dict[str, int], vocab_size: int, *, pattern: str = GPT4_P
             on_merge(symbols[a], symbols[b], count)
 
     target = vocab_size - len(special_tokens)
-    merges = learn_merges(word_ids, symbols, target, on_merge=tick)
+    step = (lambda counts: on_step(counts, symbols)) if on_step else None
+    merges = learn_merges(word_ids, symbols, target, on_merge=tick, on_step=step)
     special = {s: len(symbols) + k for k, s in enumerate(special_tokens)}
     return ByteTokenizer(merges, pattern=pattern, special_tokens=special)

@@ -8,6 +8,7 @@ encode/decode read stdin (or the files) and write one output line per input line
 Errors are one line on stderr and exit status 2.
 """
 import argparse
+import heapq
 import os
 import sys
 
@@ -17,6 +18,44 @@ from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, train_bytes
 from .files import load_tokenizer, save_model
 from .model_file import ModelFileError
 from .train import TrainError, count_words, train_sentencepiece
+
+
+SMALL_CORPUS = 100_000  # --verbose prints the pair table at every step below this many bytes
+COLORS = ["\x1b[48;5;153m", "\x1b[48;5;223m", "\x1b[48;5;194m", "\x1b[48;5;225m"]  # token backgrounds
+RESET = "\x1b[0m"
+
+
+def show(symbol) -> str:
+    """A merge symbol (str or bytes) as readable text."""
+    if isinstance(symbol, bytes):
+        symbol = symbol.decode("utf-8", errors="backslashreplace")
+    return repr(symbol)
+
+
+def render_tokens(tok, ids: list[int], *, color: bool, show_ids: bool = False) -> str:
+    """Token boundaries made visible: alternating background colours, or "|" between tokens.
+
+    A run of byte pieces is shown as the character it spells; with show_ids each token shows its id.
+    """
+    groups: list[list[int]] = []
+    byte_ids = getattr(tok, "id_to_byte", {})
+    for i in ids:
+        if i in byte_ids and groups and groups[-1][-1] in byte_ids:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    parts = []
+    for group in groups:
+        if show_ids:
+            text = " ".join(map(str, group))
+        elif group[0] in byte_ids or not hasattr(tok, "pieces"):  # bytes: the character they spell
+            text = tok.decode(group)
+        else:
+            text = tok.pieces[group[0]].replace("\u2581", " ")
+        parts.append(text.replace("\n", "\\n"))
+    if not color:
+        return "|".join(parts)
+    return "".join(f"{COLORS[k % len(COLORS)]}{p}{RESET}" for k, p in enumerate(parts))
 
 
 class UsageError(Exception):
@@ -67,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
             e.add_argument("--bos", action="store_true", help="add the BOS id")
             e.add_argument("--eos", action="store_true", help="add the EOS id")
             e.add_argument("--special", action="store_true", help="treat special-token text (<s>, </s>) as those ids")
+            e.add_argument("--color", action="store_true",
+                           help="show token boundaries in alternating colours (\"|\" between tokens when not a terminal)")
+            e.add_argument("--ids", action="store_true", help="with --color: show each token's id instead of its text")
     return p
 
 
@@ -79,12 +121,17 @@ def run_train(args) -> None:
     if not os.path.isdir(folder):
         raise UsageError(f"folder {folder} for --model-prefix does not exist")
     progress = args.progress or sys.stderr.isatty()
-    on_merge = None
+    on_merge = on_step = None
     if args.verbose:
         step = iter(range(1, 10**12))
 
         def on_merge(a, b, count):
-            print(f"merge {next(step):>6}: {a!r} + {b!r} -> {a + b!r}  (count {count})")
+            print(f"merge {next(step):>6}: {show(a)} + {show(b)} -> {show(a + b)}  (count {count})")
+        if sum(os.path.getsize(p) for p in args.input) <= SMALL_CORPUS:
+            def on_step(counts, symbols):  # the walkthrough's table, at every step
+                print("\n  pair                  count")
+                for (a, b), c in heapq.nlargest(5, counts.items(), key=lambda kv: kv[1]):
+                    print(f"  {show(symbols[a]) + ' + ' + show(symbols[b]):<20}  {c:>5}")
     if args.style == "sentencepiece":
         if args.vocab_size < 3 + 256 + 1:
             raise UsageError(f"--vocab-size {args.vocab_size} is below the byte alphabet: "
@@ -93,7 +140,7 @@ def run_train(args) -> None:
             raise UsageError(f"--character-coverage {args.character_coverage} must be in (0, 1]")
         model = train_sentencepiece(args.input, args.vocab_size, character_coverage=args.character_coverage,
                                     remove_extra_whitespaces=args.remove_extra_whitespaces,
-                                    progress=progress, on_merge=on_merge)
+                                    progress=progress, on_merge=on_merge, on_step=on_step)
         model.trainer["model_prefix"] = args.model_prefix
     else:
         special = [s for s in args.special_tokens.split(",") if s]
@@ -107,7 +154,8 @@ def run_train(args) -> None:
         words = count_words(args.input, RegexWords(args.pattern), progress=progress)
         if not words:
             raise TrainError("the corpus is empty: no text to learn from")
-        model = train_bytes(words, args.vocab_size, pattern=args.pattern, special_tokens=special, on_merge=on_merge)
+        model = train_bytes(words, args.vocab_size, pattern=args.pattern, special_tokens=special,
+                            on_merge=on_merge, on_step=on_step)
     paths = save_model(model, args.model_prefix)
     print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
 
@@ -138,6 +186,9 @@ def run_encode(args) -> None:
             ids = tok.encode_with_special(line, bos=args.bos, eos=args.eos)
         else:
             ids = tok.encode(line, bos=args.bos, eos=args.eos)
+        if args.color:
+            sys.stdout.write(render_tokens(tok, ids, color=sys.stdout.isatty(), show_ids=args.ids) + "\n")
+            continue
         out = ids if args.format == "id" else [tok.id_to_piece(i) for i in ids]
         sys.stdout.write(" ".join(map(str, out)) + "\n")
 

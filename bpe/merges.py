@@ -43,11 +43,12 @@ def merge(ids, pair, new_id) -> list:
 
 def learn_merges(word_counts: dict, symbols: list, target: int, *,
                  can_merge: Callable[[int, int], bool] = lambda a, b: True,
-                 on_merge: Callable | None = None) -> list[tuple[int, int, int]]:
+                 on_merge: Callable | None = None, on_step: Callable | None = None) -> list[tuple[int, int, int]]:
     """Merge until `symbols` (the strings/bytes of each symbol id, extended in place) reaches `target`.
 
     Returns the merges in order as (left id, right id, new id); `on_merge(left, right, new, count)`
-    is called after each one. Stops early when no mergeable pair is left.
+    is called after each one, `on_step(pair_counts)` before it (the live counts, for showing
+    the table). Stops early when no mergeable pair is left.
     """
     words = [list(w) for w in word_counts]
     counts = list(word_counts.values())
@@ -82,6 +83,8 @@ def learn_merges(word_counts: dict, symbols: list, target: int, *,
             if count > 0:
                 heapq.heappush(heap, key(pair, count))
             continue
+        if on_step:
+            on_step(pair_counts)
         new = index.get(joined)
         if new is None:
             new = index[joined] = len(symbols)

@@ -146,7 +146,7 @@ def _skeleton(add_dummy_prefix: bool, remove_extra_whitespaces: bool, byte_fallb
 def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0.9995,
                         max_piece_length: int = 16, add_dummy_prefix: bool = True,
                         remove_extra_whitespaces: bool = False, progress: bool = False,
-                        on_merge=None) -> ModelProto:
+                        on_merge=None, on_step=None) -> ModelProto:
     """Train a Llama-style SentencePiece BPE model on text files; return its ModelProto."""
     proto = _skeleton(add_dummy_prefix, remove_extra_whitespaces)
     split = SentencePieceWords(add_dummy_prefix=add_dummy_prefix, remove_extra_whitespaces=remove_extra_whitespaces)
@@ -202,7 +202,8 @@ def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0
     for word, c in words.items():
         word_ids[tuple(char_id.get(ch, unk) for ch in word)] += c
     base = len(symbols)
-    learn_merges(word_ids, symbols, base + budget, can_merge=can_merge, on_merge=tick)
+    step = (lambda counts: on_step(counts, symbols)) if on_step else None
+    learn_merges(word_ids, symbols, base + budget, can_merge=can_merge, on_merge=tick, on_step=step)
     bar.done()
     if len(symbols) < base + budget:
         raise TrainError(f"--vocab-size {vocab_size} is too large for this corpus: it supports at most "

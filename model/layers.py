@@ -43,23 +43,30 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, start: int) -> np.ndarray:
-    """softmax(q k^T / sqrt(E) + causal mask) v, grouped-query.
+def attention_probs(q: np.ndarray, k: np.ndarray, start: int) -> np.ndarray:
+    """softmax(q k^T / sqrt(E) + causal mask), grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
 
-    q: [H, T, E] for positions start..start+T-1;  k, v: [K, S, E] for positions 0..S-1 (S = start+T).
-    Query head h reads key/value head h // (H // K): each KV head serves a block of consecutive
-    query heads. Returns [H, T, E].
+    q holds positions start..start+T-1 and k positions 0..S-1 (S = start+T). Query head h
+    reads key head h // (H // K): each KV head serves a block of consecutive query heads.
+    Row t may see keys 0..start+t only (the causal mask).
     """
     H, T, E = q.shape
     K, S, _ = k.shape
     qg = q.reshape(K, H // K, T, E)                                 # [K, G, T, E]
     scores = qg @ k[:, None].transpose(0, 1, 3, 2)                  # [K, G, T, S]
     scores *= np.float32(1.0 / np.sqrt(E))
-    if T > 1:  # position start+t may see keys 0..start+t only
+    if T > 1:
         future = np.arange(S)[None, :] > (start + np.arange(T))[:, None]  # [T, S]
         scores[..., future] = -np.inf
-    probs = softmax(scores)                                         # [K, G, T, S]
-    return (probs @ v[:, None]).reshape(H, T, E)                    # [K, G, T, E] -> [H, T, E]
+    return softmax(scores).reshape(H, T, S)                         # [K, G, T, S] -> [H, T, S]
+
+
+def attention(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """out = probs v, each query head reading its KV head    probs: [H, T, S], v: [K, S, E] -> [H, T, E]"""
+    H, T, S = probs.shape
+    K = v.shape[0]
+    out = probs.reshape(K, H // K, T, S) @ v[:, None]               # [K, G, T, E]
+    return out.reshape(H, T, -1)
 
 
 def silu(x: np.ndarray) -> np.ndarray:

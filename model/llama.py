@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DTYPE, LlamaConfig
-from .layers import apply_rope, attention, rms_norm, rope_tables, swiglu
+from .layers import apply_rope, attention, attention_probs, rms_norm, rope_tables, swiglu
 from .weights import load_checkpoint
 
 
@@ -44,8 +44,13 @@ class Llama:
         self.cache_v = np.zeros(shape, dtype=DTYPE)
         self.length = 0
 
-    def forward(self, tokens, *, all_logits: bool = False) -> np.ndarray:
-        """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions."""
+    def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None) -> np.ndarray:
+        """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions.
+
+        With a `trace` dict, also record for the last position: "attention", per layer the
+        weights [H, S] over all positions, and "norms", the hidden-state norm after the
+        embedding and after each layer.
+        """
         cfg = self.cfg
         tokens = np.asarray(tokens, dtype=np.int64)
         T, start = len(tokens), self.length
@@ -59,6 +64,8 @@ class Llama:
         S = start + T
 
         x = self.embed_tokens[tokens]                                    # [T] -> [T, D]
+        if trace is not None:
+            trace["attention"], trace["norms"] = [], [float(np.linalg.norm(x[-1]))]
         for i in range(cfg.num_hidden_layers):
             p = f"model.layers.{i}."
             w = self.w
@@ -68,10 +75,14 @@ class Llama:
             v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, K, E).transpose(1, 0, 2)  # [K, T, E]
             self.cache_k[i, :, start:S] = apply_rope(k, cos, sin)
             self.cache_v[i, :, start:S] = v
-            out = attention(apply_rope(q, cos, sin), self.cache_k[i, :, :S], self.cache_v[i, :, :S], start)  # [H, T, E]
+            probs = attention_probs(apply_rope(q, cos, sin), self.cache_k[i, :, :S], start)  # [H, T, S]
+            out = attention(probs, self.cache_v[i, :, :S])                                  # [H, T, E]
             x = x + out.transpose(1, 0, 2).reshape(T, H * E) @ w[p + "self_attn.o_proj.weight"].T  # [T, D]
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
             x = x + swiglu(h, w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"], w[p + "mlp.down_proj.weight"])
+            if trace is not None:
+                trace["attention"].append(probs[:, -1, :])  # [H, S]
+                trace["norms"].append(float(np.linalg.norm(x[-1])))
         self.length = S
         x = x if all_logits else x[-1:]
         logits = rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps) @ self.lm_head.T  # [T or 1, V]

@@ -20,9 +20,10 @@ from bpe.model_file import ModelFileError  # noqa: E402
 from model.chat import encode_chat  # noqa: E402
 from model.config import ConfigError  # noqa: E402
 from model.generate import ContextError, Stats, generate  # noqa: E402
+from model.inspection import check_layer_head, inspect_run  # noqa: E402
 from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
 from model.llama import Llama  # noqa: E402
-from model.sampling import check_sampling  # noqa: E402
+from model.sampling import check_sampling, sample  # noqa: E402
 from model.weights import WeightsError  # noqa: E402
 
 
@@ -39,12 +40,21 @@ def parse_args(argv):
     p.add_argument("--prompt", help="the prompt (default: read stdin, or chat interactively on a terminal)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in TinyLlama's chat format")
     p.add_argument("--system", help="system message for --chat")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="new tokens at most (default 256)")
+    p.add_argument("--max-new-tokens", type=int, help="new tokens at most (default 256; 5 with --inspect)")
     p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7, TinyLlama-Chat's card)")
     p.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens, 0 = off (default 50)")
     p.add_argument("--top-p", type=float, default=0.95, help="nucleus probability, 1 = off (default 0.95)")
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
-    return p.parse_args(argv)
+    p.add_argument("--inspect", action="store_true",
+                   help="look inside: tokens, top next tokens per step, attention maps, hidden-state norms")
+    p.add_argument("--show-top", type=int, default=5, help="--inspect: rows of each next-token table (default 5)")
+    p.add_argument("--layer", type=int, help="--inspect: only this layer's attention map (0-based)")
+    p.add_argument("--head", type=int, help="--inspect: only this head (0-based)")
+    p.add_argument("--png-dir", help="--inspect: write attention maps as PNG files here instead of text")
+    args = p.parse_args(argv)
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 5 if args.inspect else 256
+    return args
 
 
 def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False) -> list[int]:
@@ -81,11 +91,12 @@ def main(argv=None) -> int:
         model = Llama.load(folder)
         stats = Stats(load_s=time.perf_counter() - t)
         rng = np.random.default_rng(args.seed)
+        if args.inspect:
+            return inspect(model, tok, prompt, args, rng)
         if interactive:
             return chat_loop(model, tok, args, rng, stats)
         if args.chat:
-            messages = ([{"role": "system", "content": args.system}] if args.system else [])
-            ids = encode_chat(tok, messages + [{"role": "user", "content": prompt}])
+            ids = encode_chat(tok, chat_messages(args, prompt))
         else:
             ids = tok.encode(prompt, bos=True)
             sys.stdout.write(prompt)  # raw mode echoes the prompt, as run.c does
@@ -102,6 +113,29 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+
+
+def inspect(model, tok, prompt, args, rng) -> int:
+    """--inspect: the tokens, next-token tables, attention maps and norms, on stdout."""
+    check_layer_head(model.cfg, args.layer, args.head)
+    if args.show_top < 1:
+        raise ValueError(f"--show-top must be >= 1, got {args.show_top}")
+    if args.png_dir:
+        Path(args.png_dir).mkdir(parents=True, exist_ok=True)
+    ids = encode_chat(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=True)
+    if len(ids) >= model.cfg.max_position_embeddings:
+        raise ContextError(f"the prompt has {len(ids)} tokens; the context holds {model.cfg.max_position_embeddings}")
+
+    def pick(logits):
+        return sample(logits, rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    inspect_run(model, tok, ids, steps=args.max_new_tokens, show_top=args.show_top, pick=pick,
+                layer=args.layer, head=args.head, png_dir=args.png_dir)
+    return 0
+
+
+def chat_messages(args, prompt: str) -> list[dict]:
+    """The system message (if any) and the user's prompt."""
+    return ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
 
 
 def chat_loop(model, tok, args, rng, stats) -> int:

@@ -13,8 +13,12 @@ from checkpoints import CONFIGS, write_checkpoint
 from conftest import ROOT, fixture_path
 
 pytestmark = pytest.mark.oracle
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def oracle_installed():
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
 
 # the chat_template of TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json (Zephyr's)
 TINYLLAMA_TEMPLATE = (

@@ -1,0 +1,179 @@
+"""Looking inside the model: next-token tables, attention maps, hidden-state norms, embeddings.
+
+Used by `scripts/generate.py --inspect` and `scripts/embeddings.py`; every function works on any
+checkpoint (TinyLlama or a small test model).
+"""
+import struct
+import zlib
+
+import numpy as np
+
+from .layers import softmax
+
+SHADES = " .:-=+*#%@"  # text heatmap, light to dark
+
+
+def top_tokens(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k most likely next tokens as (id, probability), probabilities = softmax(logits), best first."""
+    probs = softmax(logits.astype(np.float64))               # [V]
+    k = min(k, len(probs))
+    best = np.argpartition(-probs, k - 1)[:k]
+    best = best[np.argsort(-probs[best], kind="stable")]
+    return [(int(i), float(probs[i])) for i in best]
+
+
+def text_heatmap(weights: np.ndarray, columns: list[str], rows: list[str]) -> str:
+    """Draw weights [R, C] in [0, 1] as characters, one row per line, with a column legend."""
+    lines = []
+    width = max(len(r) for r in rows)
+    for label, row in zip(rows, weights):
+        cells = "".join(SHADES[min(int(w * len(SHADES)), len(SHADES) - 1)] for w in row)
+        lines.append(f"{label:>{width}} |{cells}|")
+    lines.append(" " * width + "  " + "".join(str(i % 10) for i in range(len(columns))))
+    lines += [f"{' ' * width}  {i:>3} = {c}" for i, c in enumerate(columns)]
+    return "\n".join(lines)
+
+
+def png_heatmap(path, weights: np.ndarray, columns: list[str], rows: list[str], title: str) -> None:
+    """Write weights [R, C] as a PNG heatmap: with matplotlib when installed, else bare pixels."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        write_png(path, weights)
+        return
+    fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(columns) + 2), max(3, 0.25 * len(rows) + 1.5)))
+    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_png(path, weights: np.ndarray, scale: int = 8) -> None:
+    """A grayscale PNG of weights [R, C] in [0, 1], each cell scale x scale pixels (no dependencies)."""
+    pixels = np.kron((np.clip(weights, 0, 1) * 255).astype(np.uint8), np.ones((scale, scale), np.uint8))
+    h, w = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))  # filter byte 0 per scanline
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def cosine_neighbours(table: np.ndarray, query: np.ndarray, k: int, exclude=()) -> list[tuple[int, float]]:
+    """The k rows of table [V, D] most similar to query [D] by cosine, as (row, similarity), best first."""
+    norms = np.linalg.norm(table, axis=1) * np.linalg.norm(query)   # [V]
+    sims = (table @ query) / np.maximum(norms, 1e-12)                # [V]
+    sims[list(exclude)] = -np.inf
+    best = np.argpartition(-sims, k - 1)[:k]
+    best = best[np.argsort(-sims[best], kind="stable")]
+    return [(int(i), float(sims[i])) for i in best]
+
+
+def piece_label(tok, i: int) -> str:
+    """A short printable label for a token id (its piece, with ▁ kept so spaces stay visible)."""
+    return repr(tok.id_to_piece(i))[1:-1][:12]
+
+
+def check_layer_head(cfg, layer: int | None, head: int | None) -> None:
+    """Raise ValueError if a chosen layer or head does not exist in this model."""
+    if layer is not None and not 0 <= layer < cfg.num_hidden_layers:
+        raise ValueError(f"--layer {layer} is out of range: the model has {cfg.num_hidden_layers} layers "
+                         f"(0..{cfg.num_hidden_layers - 1})")
+    if head is not None and not 0 <= head < cfg.num_attention_heads:
+        raise ValueError(f"--head {head} is out of range: the model has {cfg.num_attention_heads} heads "
+                         f"(0..{cfg.num_attention_heads - 1})")
+
+
+def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, layer=None, head=None,
+                png_dir=None, out=print) -> dict:
+    """Print tokens, per-step top-k tables, attention maps and hidden-state norms; return the data.
+
+    `pick(logits)` chooses each next token (greedy or sampled). Attention maps and norms are
+    those of the prompt's last token. PNGs go to `png_dir` when given (one per layer).
+    """
+    check_layer_head(model.cfg, layer, head)
+    out(f"Prompt: {len(ids)} tokens")
+    out("  pos  id      piece")
+    for pos, i in enumerate(ids):
+        out(f"  {pos:>3}  {i:<6}  {piece_label(tok, i)}")
+    model.new_cache(min(model.cfg.max_position_embeddings, len(ids) + steps))
+    trace: dict = {}
+    logits = model.forward(ids, trace=trace)
+    tables = []
+    for step in range(steps):
+        top = top_tokens(logits, show_top)
+        token = pick(logits)
+        tables.append((top, token))
+        out(f"\nStep {step + 1}: the {show_top} most likely next tokens")
+        out("  rank  id      prob     piece")
+        for rank, (i, p) in enumerate(top, 1):
+            out(f"  {rank:>4}  {i:<6}  {p:7.4f}  {piece_label(tok, i)}{'   <- chosen' if i == token else ''}")
+        if token not in {i for i, _ in top}:
+            out(f"  chosen: {token} {piece_label(tok, token)} (sampled outside the top {show_top})")
+        if token == tok.eos_id or model.length >= model.cache_k.shape[2]:
+            break
+        logits = model.forward([token])
+
+    labels = [f"{p}:{piece_label(tok, i)}" for p, i in enumerate(ids)]
+    layers = [layer] if layer is not None else range(model.cfg.num_hidden_layers)
+    heads = [head] if head is not None else list(range(model.cfg.num_attention_heads))
+    out(f"\nAttention of the last prompt token over the prompt (rows: heads, columns: positions)")
+    for li in layers:
+        weights = trace["attention"][li][heads]       # [heads, S]
+        rows = [f"h{h}" for h in heads]
+        if png_dir is not None:
+            path = f"{png_dir}/attention_layer{li:02d}.png"
+            png_heatmap(path, weights, labels, rows, f"layer {li}: attention of the last token")
+            out(f"  layer {li}: {path}")
+        else:
+            out(f"\nlayer {li}")
+            out(text_heatmap(weights, labels, rows))
+    out("\nHidden-state norm of the last prompt token (the residual stream growing layer by layer)")
+    out("  after      norm")
+    for n, value in enumerate(trace["norms"]):
+        out(f"  {'embedding' if n == 0 else f'layer {n - 1}':<9}  {value:10.4f}")
+    return {"trace": trace, "tables": tables}
+
+
+def load_embeddings(folder) -> np.ndarray:
+    """Only the embedding table [V, D] of a checkpoint folder (float32), without the other weights."""
+    from .weights import checkpoint_files, load_tensors
+    name = "model.embed_tokens.weight"
+    files = checkpoint_files(folder)
+    if name not in files:
+        raise ValueError(f"{folder}: the checkpoint has no {name}")
+    return load_tensors(files[name], [name])[name]
+
+
+def resolve_token(tok, text: str) -> int:
+    """The id of a word-start piece ("Paris" -> "▁Paris"), else of the piece exactly as given ("ing")."""
+    for candidate in ("\u2581" + text.replace(" ", "\u2581"), text):
+        i = tok.piece_to_id(candidate)
+        if i != tok.unk_id or candidate == tok.pieces[tok.unk_id]:
+            return i
+    pieces = " ".join(tok.encode_pieces(text))
+    raise ValueError(f"token {text!r} is not in the vocabulary (it encodes to the pieces: {pieces})")
+
+
+def parse_arithmetic(expression: str) -> list[tuple[int, str]]:
+    """Split "Paris - France + Italy" into [(+1, "Paris"), (-1, "France"), (+1, "Italy")]."""
+    terms, sign = [], 1
+    for part in expression.replace("+", " + ").replace(" - ", " ~ ").split():
+        if part == "+":
+            sign = 1
+        elif part == "~":
+            sign = -1
+        else:
+            terms.append((sign, part))
+            sign = 1
+    if not terms:
+        raise ValueError(f"no tokens in {expression!r}")
+    return terms
