@@ -63,6 +63,8 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
 

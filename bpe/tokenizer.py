@@ -4,7 +4,7 @@ Encoding follows SentencePiece exactly (bpe_model.cc):
   1. normalize: spaces become "▁", a dummy "▁" goes in front (identity normalization otherwise);
   2. split into characters;
   3. repeatedly merge the adjacent pair whose concatenation is a piece with the highest score,
-     the leftmost pair on ties (a heap, so it stays O(n log n));
+     the leftmost pair on ties (a heap for long inputs, so it stays O(n log n));
   4. characters that are not pieces become one <0xXX> byte piece per UTF-8 byte (byte fallback).
 subtle: this is *not* "apply the merge list in order" and not "best total score".
 Decoding turns "▁" back into spaces, drops the single leading space the dummy prefix added,
@@ -18,7 +18,7 @@ from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, US
 
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
-CACHE_LIMIT = 200_000
+CACHE_LIMIT = 200_000  # encoded chunks remembered (words repeat: encoding a text is mostly lookups)
 SHORT_CHUNK = 24  # chunks up to this length use the simple rescanning merge loop
 
 

@@ -28,6 +28,8 @@ from model.weights import WeightsError  # noqa: E402
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit status 2."""
+
     def error(self, message):
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
