@@ -17,6 +17,7 @@ import regex
 from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, train_bytes
 from .files import load_tokenizer, save_model
 from .model_file import ModelFileError
+from .tokenizer import decode_bytes
 from .train import TrainError, count_words, train_sentencepiece
 
 
@@ -163,16 +164,24 @@ def run_train(args) -> None:
 
 
 def read_lines(files):
-    """Lines of the given files, or of stdin, without their line endings."""
+    """Lines of the given files, or of stdin, split at "\n" only (a "\r" stays, as in spm_encode).
+
+    Invalid UTF-8 is read as SentencePiece reads it: one U+FFFD per byte that starts no character.
+    """
+    def lines_of(stream):
+        for raw in stream:
+            raw = raw[:-1] if raw.endswith(b"\n") else raw
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield decode_bytes(raw)
     if not files:
-        for line in sys.stdin:
-            yield line.rstrip("\n")
+        yield from lines_of(sys.stdin.buffer)
         return
     for path in files:
         try:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    yield line.rstrip("\n")
+            with open(path, "rb") as f:
+                yield from lines_of(f)
         except OSError as e:
             raise UsageError(f"cannot read {path}: {e.strerror}") from None
 

@@ -91,3 +91,14 @@ def test_bad_training_input(tmp_path):
     assert_clean_error(run("train", "--input", corpus, "--vocab-size", "100000", "--model-prefix", str(prefix)), "too large")
     assert_clean_error(run("train", "--input", corpus, "--vocab-size", "x", "--model-prefix", str(prefix)), "vocab-size")
     assert list(tmp_path.iterdir()) == [empty]  # nothing half-written
+
+
+def test_encode_reads_bytes_like_spm(llama_model_path, tmp_path):
+    # "\r" stays part of the line; invalid UTF-8 becomes one U+FFFD per bad byte, as SentencePiece reads it
+    sp = spm.SentencePieceProcessor(model_file=str(llama_model_path))
+    data = b"a\r\nb\xe2\x82 c\xff\n\xf0\x9f\x98\n\xc0\xaf  x\n"
+    path = tmp_path / "weird.txt"
+    path.write_bytes(data)
+    res = run("encode", "--model", str(llama_model_path), str(path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [" ".join(map(str, sp.encode(line))) for line in data.split(b"\n")[:-1]]
