@@ -68,8 +68,10 @@ class LlamaConfig:
         model_type = cfg.get("model_type", "llama")
         if model_type != "llama":
             raise ConfigError(f"{source}: model_type '{model_type}' is not supported (only 'llama')")
-        rope = cfg.get("rope_parameters") or {}
-        scaling = cfg.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
+        # rope settings: `rope_theta` + `rope_scaling` (transformers 4), or `rope_parameters` (5)
+        rope = {**(cfg.get("rope_scaling") or {}), **(cfg.get("rope_parameters") or {})}
+        kind = rope.get("rope_type", rope.get("type", "default"))
+        scaling = None if kind == "default" else rope
         unsupported = {
             "rope_scaling": scaling,
             "attention_bias": cfg.get("attention_bias", False),

@@ -59,6 +59,11 @@ def parse_args(argv):
     return args
 
 
+def stop_ids(model, tok) -> set[int]:
+    """Ids that end generation: the tokenizer's EOS and the config's eos_token_id."""
+    return {i for i in (tok.eos_id, model.cfg.eos_token_id) if i is not None and i >= 0}
+
+
 def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False) -> list[int]:
     """Generate, printing text as it becomes final; return the new ids."""
     decoder, out = tok.stream_decoder(), []
@@ -67,9 +72,9 @@ def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False
     try:
         for token in generate(model, prompt_ids, max_new_tokens=args.max_new_tokens, rng=rng,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              stop_ids={tok.eos_id}, stats=stats, reuse=reuse):
+                              stop_ids=stop_ids(model, tok), stats=stats, reuse=reuse):
             out.append(token)
-            if token != tok.eos_id:
+            if token not in stop_ids(model, tok):
                 sys.stdout.write(decoder.feed(token))
                 sys.stdout.flush()
     finally:
@@ -164,7 +169,7 @@ def chat_loop(model, tok, args, rng, stats) -> int:
         except KeyboardInterrupt:
             new = []
         print()
-        answer = tok.decode([t for t in new if t != tok.eos_id])
+        answer = tok.decode([t for t in new if t not in stop_ids(model, tok)])
         messages.append({"role": "assistant", "content": answer.strip()})
         cached = ids + new
         print(stats.report(), file=sys.stderr)

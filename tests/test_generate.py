@@ -201,3 +201,12 @@ def test_generate_bad_checkpoints(folder, tmp_path):
     no_weights = broken_copy(folder, tmp_path, "noweights")
     (no_weights / "model.safetensors").unlink()
     assert_clean_error(run_generate("--model", str(no_weights), "--prompt", "x"), "model.safetensors")
+
+
+def test_rope_settings_in_either_form():
+    good = config_dict("gqa")
+    assert LlamaConfig.from_dict({**good, "rope_scaling": {"rope_type": "default"}}).rope_theta == 10000.0
+    v5 = {k: v for k, v in good.items() if k != "rope_theta"}
+    assert LlamaConfig.from_dict({**v5, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5}}).rope_theta == 5e5
+    with pytest.raises(ConfigError, match="rope_scaling"):
+        LlamaConfig.from_dict({**v5, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}})
