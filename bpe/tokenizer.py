@@ -15,6 +15,7 @@ import re
 
 from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
                          ModelFileError, ModelProto, load_model_proto)
+from .normalizer import CharsMap, normalize
 
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
@@ -30,9 +31,10 @@ class SentencePieceTokenizer:
         if kind != 2:
             raise ModelFileError(f"{source}: a {MODEL_TYPES.get(kind, kind)} model; only BPE models are supported")
         norm = proto.normalizer
-        if norm.get("precompiled_charsmap"):
-            raise ModelFileError(f"{source}: normalization '{norm.get('name')}' is not supported "
-                                 "(only identity normalization, as Llama uses)")
+        try:
+            self.charsmap = CharsMap(norm["precompiled_charsmap"]) if norm.get("precompiled_charsmap") else None
+        except ValueError as e:
+            raise ModelFileError(f"{source}: {e}") from None
         self.proto = proto
         self.pieces = proto.pieces
         self.types = proto.types
@@ -116,11 +118,17 @@ class SentencePieceTokenizer:
 
     # --- encoding ----------------------------------------------------------------------------
     def normalize(self, text: str) -> str:
-        """SentencePiece normalization: "▁" for spaces, the dummy prefix, optional space squeezing.
+        """SentencePiece normalization: "▁" for spaces, the dummy prefix, optional space squeezing
+        (and, for models that have one, the precompiled character map such as nmt_nfkc).
 
         >>> tok.normalize("Hello  world")            # doctest: +SKIP
         '▁Hello▁▁world'
         """
+        if self.charsmap or self.user_defined:  # the general, byte-by-byte path
+            return normalize(text, charsmap=self.charsmap, user_defined=self.user_defined,
+                             add_dummy_prefix=self.add_dummy_prefix, escape_whitespaces=self.escape_whitespaces,
+                             remove_extra_whitespaces=self.remove_extra_whitespaces,
+                             whitespace_suffix=self.whitespace_suffix)
         if self.remove_extra_whitespaces:  # squeeze runs of " " and drop leading ones
             text = re.sub(" +", " ", text).lstrip(" ")
         if not text:
@@ -208,11 +216,13 @@ class SentencePieceTokenizer:
 
     def _merge_heap(self, text: str) -> list[int]:
         """BPE with a heap of candidate pairs, as SentencePiece does: O(n log n) for long inputs."""
+        if not text:
+            return []
         symbols = self._symbol_re.findall(text) if self.user_defined else list(text)
         n = len(symbols)
         frozen = [s in self.user_defined for s in symbols] if self.user_defined else None
         nxt = list(range(1, n + 1))
-        nxt[-1] = -1 if n else 0
+        nxt[-1] = -1
         prev = list(range(-1, n - 1))
         mergeable = self.mergeable
         unused: dict[str, tuple[str, str]] = {}  # UNUSED pieces are split back after merging
@@ -244,7 +254,7 @@ class SentencePieceTokenizer:
                     heapq.heappush(heap, c)
 
         ids: list[int] = []
-        i = 0 if n else -1
+        i = 0
         while i != -1:
             self._emit(symbols[i], unused, ids)
             i = nxt[i]

@@ -120,3 +120,30 @@ def test_short_and_heap_merge_agree(llama):
     for word in ["▁hello", "▁tokenization", "▁▁▁▁▁▁▁", "▁Xylophone", "▁déjà"]:
         short = [llama.piece_to_id(p) for p in llama._merge_short(list(word))]
         assert short == llama._merge_heap(word)
+
+
+@pytest.fixture(scope="module", params=["nmt_nfkc", "nfkc_cf", "user_defined"])
+def spm_trained(request, tmp_path_factory):
+    """SentencePiece BPE models as spm_train makes them by default (nmt_nfkc), and with user symbols."""
+    corpus = fixture_path("tinystories-valid-100.txt")
+    prefix = str(tmp_path_factory.mktemp("spm") / request.param)
+    options = dict(input=str(corpus), model_prefix=prefix, vocab_size=600, model_type="bpe", minloglevel=2)
+    if request.param == "user_defined":
+        options.update(user_defined_symbols=["<|user|>", "<|assistant|>", "ab"], byte_fallback=True,
+                       normalization_rule_name="identity")
+    else:
+        options.update(normalization_rule_name=request.param)
+    spm.SentencePieceTrainer.train(**options)
+    return SentencePieceTokenizer.load(prefix + ".model"), spm.SentencePieceProcessor(model_file=prefix + ".model")
+
+
+NFKC_TEXT = st.lists(st.one_of(TRICKY, st.sampled_from(["ﬁ", "Ⅸ", "①", "ｶ", "Å", "\u3000", "½", "\u00a0", "ſt",
+                                                        "<|user|>", "<|assistant|>", "ab"]), st.text(max_size=3))).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(), NFKC_TEXT))
+def test_spm_trained_models_with_normalization_rules(spm_trained, text):
+    ours, ref = spm_trained
+    assert ours.encode(text) == ref.encode(text)
+    assert ours.decode(ref.encode(text)) == ref.decode(ref.encode(text))
