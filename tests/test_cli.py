@@ -35,6 +35,14 @@ def test_encode_decode_like_spm(llama_model_path):
     assert back.stdout.split("\n")[:-1] == [sp.decode(sp.encode(s)) for s in text.split("\n")[:-1]]
 
 
+def test_decode_pieces(llama_model_path):
+    res = run("decode", "--model", str(llama_model_path), "--input-format", "piece",
+              stdin="▁Hello ▁ ▁world <0xF0> <0x9F> <0x98> <0x80>\n")
+    assert res.stdout == "Hello  world😀\n"
+    assert_clean_error(run("decode", "--model", str(llama_model_path), "--input-format", "piece", stdin="▁Hi nopiece\n"),
+                       "'nopiece'")
+
+
 def test_tokenizer_json_encodes_like_the_model(llama_model_path):
     json_path = fixture_path("llama2-tokenizer.json")
     text = "Hello  world\n" + fixture_path("tinystories-valid-100.txt").read_text(encoding="utf-8")[:5000]
