@@ -54,9 +54,7 @@ def load_tokenizer_json(path) -> SentencePieceTokenizer:
             typ = BYTE
         else:
             typ = NORMAL
-        proto.pieces.append(piece)
-        proto.types.append(typ)
-        proto.scores.append(-float(first_rank.get(piece, len(merges))))
+        proto.add_piece(piece, -float(first_rank.get(piece, len(merges))), typ)
     proto.trainer.update(model_type=2, byte_fallback=bool(model.get("byte_fallback")), vocab_size=n)
     prepend = any(x.get("type") == "Prepend" for x in normalizers) or \
         (spec.get("pre_tokenizer") or {}).get("prepend_scheme", "never") != "never"

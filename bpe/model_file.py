@@ -50,6 +50,12 @@ class ModelProto:
     trainer: dict = field(default_factory=lambda: _defaults(TRAINER_FIELDS))
     normalizer: dict = field(default_factory=lambda: _defaults(NORMALIZER_FIELDS))
 
+    def add_piece(self, piece: str, score: float = 0.0, typ: int = NORMAL) -> None:
+        """Append one piece (the next id) with its score and type."""
+        self.pieces.append(piece)
+        self.scores.append(score)
+        self.types.append(typ)
+
     def to_bytes(self) -> bytes:
         """Serialize to the protobuf bytes of a `.model` file."""
         out = bytearray()
@@ -69,10 +75,7 @@ class ModelProto:
         try:
             for number, wire, value in pb.iter_fields(data):
                 if number == 1 and wire == pb.LEN:
-                    piece, score, typ = _read_piece(value)
-                    model.pieces.append(piece)
-                    model.scores.append(score)
-                    model.types.append(typ)
+                    model.add_piece(*_read_piece(value))
                 elif number == 2 and wire == pb.LEN:
                     model.trainer.update(_read_spec(TRAINER_FIELDS, value))
                 elif number == 3 and wire == pb.LEN:

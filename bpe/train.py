@@ -128,15 +128,14 @@ class SentencePieceWords:
         return WORDS_RE.findall(self.tok.normalize(line))
 
 
-def _skeleton(add_dummy_prefix: bool, remove_extra_whitespaces: bool, byte_fallback: bool = True) -> ModelProto:
+def _skeleton(add_dummy_prefix: bool, remove_extra_whitespaces: bool) -> ModelProto:
     """The meta pieces (<unk> <s> </s>), 256 byte pieces and the specs of a new Llama-style model."""
     proto = ModelProto()
     for piece, typ in [("<unk>", UNKNOWN), ("<s>", CONTROL), ("</s>", CONTROL)]:
-        proto.pieces.append(piece), proto.scores.append(0.0), proto.types.append(typ)
-    if byte_fallback:
-        for b in range(256):
-            proto.pieces.append(f"<0x{b:02X}>"), proto.scores.append(0.0), proto.types.append(BYTE)
-    proto.trainer.update(model_type=2, byte_fallback=byte_fallback, split_digits=True,
+        proto.add_piece(piece, 0.0, typ)
+    for b in range(256):
+        proto.add_piece(f"<0x{b:02X}>", 0.0, BYTE)
+    proto.trainer.update(model_type=2, byte_fallback=True, split_digits=True,
                          allow_whitespace_only_pieces=True)
     proto.normalizer.update(name="identity", add_dummy_prefix=add_dummy_prefix,
                             remove_extra_whitespaces=remove_extra_whitespaces, escape_whitespaces=True)
@@ -210,7 +209,7 @@ def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0
                          f"{vocab_size - (base + budget - len(symbols))}")
     pieces = symbols[base:] + required
     for rank, piece in enumerate(pieces):
-        proto.pieces.append(piece), proto.scores.append(-float(rank)), proto.types.append(NORMAL)
+        proto.add_piece(piece, -float(rank), NORMAL)
     proto.trainer.update(vocab_size=vocab_size, character_coverage=character_coverage,
                          max_sentencepiece_length=max_piece_length, input=[str(p) for p in paths])
     return proto
