@@ -46,7 +46,8 @@ def resolve_model(spec: str) -> Path:
             return Path(snapshot_download(repo_id=spec, allow_patterns=FILES, local_files_only=True))
         except Exception:
             reason = str(online_error).strip().splitlines()[0] if str(online_error).strip() else type(online_error).__name__
-            raise ModelNotFound(f"cannot download {spec} ({reason[:200]}); {_how_to(spec)}") from None
+            raise ModelNotFound(f"--model {spec}: no such folder, and downloading it from the Hub failed "
+                                f"({reason[:200]}); {_how_to(spec)}") from None
 
 
 def load_folder_tokenizer(folder: Path):

@@ -108,7 +108,7 @@ def test_config_rejections():
 
 # --- scripts/generate.py ------------------------------------------------------------------------
 def run_generate(*args, stdin=""):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")  # tests never download
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), *args],
                           input=stdin, capture_output=True, text=True, env=env)
 
@@ -149,6 +149,11 @@ def assert_clean_error(res, *words):
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def test_unreachable_repo_says_what_to_do():
+    res = run_generate("--model", "tinyllama-from-scratch-tests/no-such-model", "--prompt", "x")
+    assert_clean_error(res, "https://huggingface.co/tinyllama-from-scratch-tests/no-such-model", "--model FOLDER")
 
 
 def test_generate_bad_input(folder, tmp_path):
