@@ -125,7 +125,7 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     labels = [f"{p}:{piece_label(tok, i)}" for p, i in enumerate(ids)]
     layers = [layer] if layer is not None else range(model.cfg.num_hidden_layers)
     heads = [head] if head is not None else list(range(model.cfg.num_attention_heads))
-    out(f"\nAttention of the last prompt token over the prompt (rows: heads, columns: positions)")
+    out("\nAttention of the last prompt token over the prompt (rows: heads, columns: positions)")
     for li in layers:
         weights = trace["attention"][li][heads]       # [heads, S]
         rows = [f"h{h}" for h in heads]

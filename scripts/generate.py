@@ -66,15 +66,15 @@ def stop_ids(model, tok) -> set[int]:
 
 def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False) -> list[int]:
     """Generate, printing text as it becomes final; return the new ids."""
-    decoder, out = tok.stream_decoder(), []
+    decoder, out, stops = tok.stream_decoder(), [], stop_ids(model, tok)
     if continuation:  # subtle: after an echoed prompt, the first new piece keeps its leading space
         decoder.feed(prompt_ids[-1])
     try:
         for token in generate(model, prompt_ids, max_new_tokens=args.max_new_tokens, rng=rng,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              stop_ids=stop_ids(model, tok), stats=stats, reuse=reuse):
+                              stop_ids=stops, stats=stats, reuse=reuse):
             out.append(token)
-            if token not in stop_ids(model, tok):
+            if token not in stops:
                 sys.stdout.write(decoder.feed(token))
                 sys.stdout.flush()
     finally:

@@ -11,7 +11,7 @@ from model.chat import encode_chat, render_chat
 from model.config import ConfigError, LlamaConfig
 from model.llama import Llama
 from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
-from model.weights import WeightsError, load_tensors, read_header
+from model.weights import load_tensors, read_header
 
 from checkpoints import config_dict, write_checkpoint
 from conftest import ROOT
