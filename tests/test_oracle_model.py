@@ -76,3 +76,22 @@ def test_chat_ids_equal_apply_chat_template(messages, llama_model_path):
     expected = hf(text, add_special_tokens=False)["input_ids"]
     ours = encode_chat(SentencePieceTokenizer.load(llama_model_path), messages)
     assert ours == [1] + expected
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_checkpoint_written_by_transformers(tmp_path, tied):
+    """A checkpoint saved by transformers itself (its own config.json form, bf16) loads and agrees."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=150, num_hidden_layers=2,
+                      num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=128,
+                      tie_word_embeddings=tied, rope_theta=50000.0)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tmp_path)
+    ref = LlamaForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ids = [1, 450, 6635, 3290, 373, 278, 1775]
+    with torch.no_grad():
+        want = ref(torch.tensor([ids])).logits[0].numpy()
+    ours = Llama.load(tmp_path)
+    ours.new_cache(len(ids))
+    np.testing.assert_allclose(ours.forward(ids, all_logits=True), want, atol=1e-4, rtol=0)
