@@ -91,7 +91,10 @@ def main(argv=None) -> int:
         if args.max_new_tokens < 0:
             raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
         interactive = args.prompt is None and args.chat and sys.stdin.isatty()
-        prompt = args.prompt if args.prompt is not None or interactive else sys.stdin.read()
+        if args.prompt is not None:  # bytes that are not UTF-8 (argv keeps them as surrogates) become U+FFFD
+            prompt = args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        else:
+            prompt = "" if interactive else sys.stdin.buffer.read().decode("utf-8", "replace")
         t = time.perf_counter()
         folder = resolve_model(args.model)
         tok = load_folder_tokenizer(folder)
