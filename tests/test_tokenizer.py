@@ -122,17 +122,24 @@ def test_short_and_heap_merge_agree(llama):
         assert short == llama._merge_heap(word)
 
 
-@pytest.fixture(scope="module", params=["nmt_nfkc", "nfkc_cf", "user_defined"])
+SPM_VARIANTS = {
+    "nmt_nfkc": dict(),  # spm_train's defaults
+    "nfkc_cf": dict(normalization_rule_name="nfkc_cf"),
+    "user_defined": dict(user_defined_symbols=["<|user|>", "<|assistant|>", "ab"], byte_fallback=True,
+                         normalization_rule_name="identity"),
+    "whitespace_suffix": dict(treat_whitespace_as_suffix=True, remove_extra_whitespaces=False, byte_fallback=True),
+    "no_split_by_whitespace": dict(split_by_whitespace=False, byte_fallback=True),
+    "no_dummy_prefix": dict(add_dummy_prefix=False, remove_extra_whitespaces=False),
+}
+
+
+@pytest.fixture(scope="module", params=list(SPM_VARIANTS))
 def spm_trained(request, tmp_path_factory):
-    """SentencePiece BPE models as spm_train makes them by default (nmt_nfkc), and with user symbols."""
+    """SentencePiece BPE models as spm_train makes them: its defaults (nmt_nfkc) and other options."""
     corpus = fixture_path("tinystories-valid-100.txt")
     prefix = str(tmp_path_factory.mktemp("spm") / request.param)
     options = dict(input=str(corpus), model_prefix=prefix, vocab_size=600, model_type="bpe", minloglevel=2)
-    if request.param == "user_defined":
-        options.update(user_defined_symbols=["<|user|>", "<|assistant|>", "ab"], byte_fallback=True,
-                       normalization_rule_name="identity")
-    else:
-        options.update(normalization_rule_name=request.param)
+    options.update(SPM_VARIANTS[request.param])
     spm.SentencePieceTrainer.train(**options)
     return SentencePieceTokenizer.load(prefix + ".model"), spm.SentencePieceProcessor(model_file=prefix + ".model")
 
