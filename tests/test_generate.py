@@ -215,3 +215,25 @@ def test_rope_settings_in_either_form():
     assert LlamaConfig.from_dict({**v5, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5}}).rope_theta == 5e5
     with pytest.raises(ConfigError, match="rope_scaling"):
         LlamaConfig.from_dict({**v5, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}})
+
+
+def test_ctrl_c_stops_cleanly(folder, tmp_path):
+    import signal
+    import time
+    long = broken_copy(folder, tmp_path, "long")  # the same model with a long context, so it runs for a while
+    cfg = json.loads((long / "config.json").read_text())
+    (long / "config.json").write_text(json.dumps({**cfg, "max_position_embeddings": 8192}))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", str(long),
+                             "--prompt", "Once", "--max-new-tokens", "8000", "--seed", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = proc.stdout.read(8)          # generation has started once text streams out
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert (first + rest).decode("utf-8", "replace").startswith("Once")
+    generated = int(err.split("eval time")[1].split("/")[1].split()[0])
+    assert 0 < generated < 8000          # stopped early, and said how far it got
