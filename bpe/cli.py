@@ -4,7 +4,8 @@
   python -m bpe encode --model M [--output-format id|piece] [--bos] [--eos] [--special] [FILE...]
   python -m bpe decode --model M [--input-format id|piece] [FILE...]
 
-encode/decode read stdin (or the files) and write one output line per input line.
+encode/decode read stdin (or the files) and write one output line per input line. spm's
+underscore spellings (--vocab_size, --model_prefix, --output_format, ...) work too.
 Errors are one line on stderr and exit status 2.
 """
 import argparse
@@ -88,22 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a vocabulary (like spm_train)")
     t.add_argument("--input", nargs="+", required=True, metavar="FILE", help="text files, one sentence per line")
-    t.add_argument("--vocab-size", type=int, required=True, metavar="N")
-    t.add_argument("--model-prefix", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
+    t.add_argument("--vocab-size", "--vocab_size", type=int, required=True, metavar="N")
+    t.add_argument("--model-prefix", "--model_prefix", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
     t.add_argument("--style", choices=["sentencepiece", "bytes"], default="sentencepiece",
                    help="sentencepiece: Llama-style .model (default); bytes: GPT-style byte-level BPE")
-    t.add_argument("--character-coverage", type=float, default=0.9995,
+    t.add_argument("--character-coverage", "--character_coverage", type=float, default=0.9995,
                    help="sentencepiece: share of characters kept as pieces; the rest use byte fallback")
-    t.add_argument("--remove-extra-whitespaces", action="store_true",
+    t.add_argument("--remove-extra-whitespaces", "--remove_extra_whitespaces", action="store_true",
                    help="sentencepiece: squeeze runs of spaces (Llama keeps them)")
     t.add_argument("--pattern", default=GPT4_PATTERN, help="bytes: the pre-split regex (default GPT-4's)")
-    t.add_argument("--special-tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
+    t.add_argument("--special-tokens", "--special_tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
     t.add_argument("--verbose", action="store_true", help="print each merge as it happens")
     t.add_argument("--progress", action="store_true", help="show progress bars (default: when stderr is a terminal)")
     for name, fmt in [("encode", "output"), ("decode", "input")]:
         e = sub.add_parser(name, help=f"{name} lines (like spm_{name})")
         e.add_argument("--model", required=True, metavar="M", help=".model or tokenizer.json")
-        e.add_argument(f"--{fmt}-format", choices=["id", "piece"], default="id", dest="format")
+        e.add_argument(f"--{fmt}-format", f"--{fmt}_format", choices=["id", "piece"], default="id", dest="format")
         e.add_argument("files", nargs="*", metavar="FILE", help="input files (default: stdin)")
         if name == "encode":
             e.add_argument("--bos", action="store_true", help="add the BOS id")

@@ -31,6 +31,8 @@ def test_encode_decode_like_spm(llama_model_path):
     assert lines == [" ".join(map(str, sp.encode(s))) for s in text.split("\n")[:-1]]
     pieces = run("encode", "--model", str(llama_model_path), "--output-format", "piece", "--bos", stdin="Hello  world\n")
     assert pieces.stdout == "<s> ▁Hello ▁ ▁world\n"
+    spm_style = run("encode", "--model", str(llama_model_path), "--output_format=piece", "--bos", stdin="Hello  world\n")
+    assert spm_style.stdout == pieces.stdout  # spm_encode's spelling works too
     back = run("decode", "--model", str(llama_model_path), stdin=res.stdout)
     assert back.stdout.split("\n")[:-1] == [sp.decode(sp.encode(s)) for s in text.split("\n")[:-1]]
 
