@@ -59,7 +59,7 @@ def render(text: str = SENTENCE, *, table_rows: int = 15, steps: int = 10) -> st
              "pair  count", "----  -----"]
     lines += [f"{p:<4}  {c:>5}" for p, c in list(counts.items())[:table_rows]]
     lines += ["", f"Merge the most frequent pair '{first}' into a new symbol X:", "",
-              merge_in_text(text, first, "X"), "", "The next merges (each new symbol is a new token):", "",
+              merge_in_text(text, first, "X"), "", "Merge after merge (step 1 is the one above; each new symbol is a new token):", "",
               "step  pair        count  new token", "----  ----------  -----  ---------"]
     for k, (a, b, c) in enumerate(learn(text, steps), 1):
         lines.append(f"{k:>4}  {a + ' + ' + b:<10}  {c:>5}  {a + b}")
