@@ -39,6 +39,16 @@ class Stats:
         return "\n".join(lines)
 
 
+def check_prompt(model, prompt: list[int]) -> None:
+    """Raise ContextError unless the prompt leaves room for at least one new token."""
+    context = model.cfg.max_position_embeddings
+    if not prompt:
+        raise ContextError("the prompt is empty")
+    if len(prompt) >= context:
+        raise ContextError(f"the prompt has {len(prompt)} tokens; the context holds {context} "
+                           "(including at least one new token)")
+
+
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              stop_ids=(), stats: Stats | None = None, reuse: int = 0):
@@ -49,12 +59,8 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
         raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    check_prompt(model, prompt)
     context = model.cfg.max_position_embeddings
-    if not prompt:
-        raise ContextError("the prompt is empty")
-    if len(prompt) >= context:
-        raise ContextError(f"the prompt has {len(prompt)} tokens; the context holds {context} "
-                           "(including at least one new token)")
     stats = stats if stats is not None else Stats()
     stats.prompt_tokens = len(prompt) - reuse
     if reuse and model.cache_k is not None and reuse <= model.length:

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.chat import encode_chat  # noqa: E402
 from model.config import ConfigError  # noqa: E402
-from model.generate import ContextError, Stats, generate  # noqa: E402
+from model.generate import ContextError, Stats, check_prompt, generate  # noqa: E402
 from model.inspection import check_layer_head, inspect_run  # noqa: E402
 from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
 from model.llama import Llama  # noqa: E402
@@ -109,6 +109,8 @@ def main(argv=None) -> int:
             ids = encode_chat(tok, chat_messages(args, prompt))
         else:
             ids = tok.encode(prompt, bos=True)
+        check_prompt(model, ids)
+        if not args.chat:
             sys.stdout.write(prompt)  # raw mode echoes the prompt, as run.c does
         try:
             stream(model, tok, ids, args, rng, stats, continuation=not args.chat)
@@ -133,8 +135,7 @@ def inspect(model, tok, prompt, args, rng) -> int:
     if args.png_dir:
         Path(args.png_dir).mkdir(parents=True, exist_ok=True)
     ids = encode_chat(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=True)
-    if len(ids) >= model.cfg.max_position_embeddings:
-        raise ContextError(f"the prompt has {len(ids)} tokens; the context holds {model.cfg.max_position_embeddings}")
+    check_prompt(model, ids)
 
     def pick(logits):
         return sample(logits, rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)

@@ -162,7 +162,9 @@ def test_generate_bad_input(folder, tmp_path):
     assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--top-p", "0"), "top-p")
     assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--top-k", "-3"), "top-k")
     assert_clean_error(run_generate("--model", str(folder), "--prompt", "x", "--max-new-tokens", "-1"), "max-new-tokens")
-    assert_clean_error(run_generate("--model", str(folder), "--prompt", "hello " * 300), "context")
+    too_long = run_generate("--model", str(folder), "--prompt", "hello " * 300)
+    assert_clean_error(too_long, "context")
+    assert too_long.stdout == ""  # nothing echoed before the error
 
 
 def broken_copy(folder, tmp_path, name):
