@@ -65,10 +65,11 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit status 2."""
+    """argparse, but a usage error is one line on stderr and exit status 2 (all our CLIs use it)."""
 
     def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 class RegexWords:

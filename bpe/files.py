@@ -8,17 +8,13 @@ import tempfile
 
 from .byte_tokenizer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
-from .model_file import ModelFileError, ModelProto
+from .model_file import ModelFileError, ModelProto, read_model_bytes
 from .tokenizer import SentencePieceTokenizer
 
 
 def load_tokenizer(path):
     """Load a tokenizer file of any supported kind; raise ModelFileError naming the file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
+    data = read_model_bytes(path)
     if data.startswith(HEADER.encode()):
         try:
             return ByteTokenizer.from_text(data.decode("utf-8"), source=str(path))

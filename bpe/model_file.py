@@ -150,13 +150,18 @@ def _write_spec(fields: dict, spec: dict) -> bytes:
     return bytes(out)
 
 
-def load_model_proto(path) -> ModelProto:
-    """Read a `.model` file; raise ModelFileError naming the file on any problem."""
+def read_model_bytes(path) -> bytes:
+    """The bytes of a model file; ModelFileError naming the file if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as e:
-        raise ModelFileError(f"cannot read model file {path}: {e.strerror}") from None
+        raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
+
+
+def load_model_proto(path) -> ModelProto:
+    """Read a `.model` file; raise ModelFileError naming the file on any problem."""
+    data = read_model_bytes(path)
     try:
         return ModelProto.from_bytes(data)
     except ModelFileError as e:

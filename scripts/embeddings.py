@@ -15,18 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
 from model.inspection import cosine_neighbours, load_embeddings, parse_arithmetic, resolve_token  # noqa: E402
 from model.weights import WeightsError  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit status 2."""
-
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.chat import encode_chat  # noqa: E402
 from model.config import ConfigError  # noqa: E402
@@ -25,14 +26,6 @@ from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolv
 from model.llama import Llama  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
 from model.weights import WeightsError  # noqa: E402
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit status 2."""
-
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def parse_args(argv):

@@ -27,3 +27,12 @@ def llama_model_path():
 @pytest.fixture(scope="session")
 def tok512_path():
     return fixture_path("tok512.model")
+
+
+def assert_clean_error(result, *words):
+    """A CLI failure as we promise it: exit status 2, one line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for w in words:
+        assert w in lines[0], lines[0]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, fixture_path
+from conftest import ROOT, assert_clean_error, fixture_path
 
 spm = pytest.importorskip("sentencepiece")
 
@@ -13,14 +13,6 @@ spm = pytest.importorskip("sentencepiece")
 def run(*args, stdin=""):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "bpe", *args], input=stdin, capture_output=True, text=True, env=env)
-
-
-def assert_clean_error(result, *words):
-    assert result.returncode == 2, result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_encode_decode_like_spm(llama_model_path):

@@ -14,7 +14,7 @@ from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
 from model.weights import load_tensors, read_header
 
 from checkpoints import config_dict, write_checkpoint
-from conftest import ROOT
+from conftest import ROOT, assert_clean_error
 
 spm = pytest.importorskip("sentencepiece")
 
@@ -141,14 +141,6 @@ def test_generate_same_seed_same_text(folder):
     a = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
     b = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
     assert a.returncode == 0 and a.stdout == b.stdout
-
-
-def assert_clean_error(res, *words):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def test_unreachable_repo_says_what_to_do():
