@@ -114,6 +114,18 @@ class ByteTokenizer:
             raise ValueError(f"{source}: not a valid bytes-bpe model ({e})") from None
 
 
+class RegexWords:
+    """Picklable callable: the regex pre-split of the bytes style."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def __call__(self, line: str) -> list[str]:
+        if not hasattr(self, "_re"):
+            self._re = regex.compile(self.pattern)
+        return self._re.findall(line + "\n")
+
+
 def train_bytes(words: dict[str, int], vocab_size: int, *, pattern: str = GPT4_PATTERN,
                 special_tokens: list[str] = (), on_merge=None, on_step=None) -> ByteTokenizer:
     """Learn merges over regex-split chunks `{chunk: count}` until the vocabulary has `vocab_size` ids."""

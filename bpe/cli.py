@@ -15,7 +15,7 @@ import sys
 
 import regex
 
-from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, train_bytes
+from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, RegexWords, train_bytes
 from .files import load_tokenizer, save_model
 from .model_file import ModelFileError
 from .tokenizer import decode_bytes
@@ -70,18 +70,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
-
-
-class RegexWords:
-    """Picklable callable: the regex pre-split of the bytes style."""
-
-    def __init__(self, pattern: str):
-        self.pattern = pattern
-
-    def __call__(self, line: str) -> list[str]:
-        if not hasattr(self, "_re"):
-            self._re = regex.compile(self.pattern)
-        return self._re.findall(line + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

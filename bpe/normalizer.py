@@ -52,13 +52,25 @@ class CharsMap:
         return best
 
 
+def utf8_char_size(data: bytes, pos: int) -> int:
+    """Byte length of the valid UTF-8 character at data[pos], 0 if there is none (strict UTF-8)."""
+    lead = data[pos]
+    size = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
+    if size == 0 or pos + size > len(data):
+        return 0
+    try:
+        data[pos:pos + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return size
+
+
 def _offset(unit: int) -> int:
     return (unit >> 10) << ((unit & (1 << 9)) >> 6)
 
 
 def _one_char(data: bytes, pos: int) -> tuple[int, bytes]:
     """One UTF-8 character at pos, or (1, U+FFFD) for a byte that starts none."""
-    from .tokenizer import utf8_char_size
     size = utf8_char_size(data, pos)
     return (size, data[pos:pos + size]) if size else (1, REPLACEMENT)
 

@@ -15,7 +15,7 @@ import re
 
 from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
                          ModelFileError, ModelProto, load_model_proto)
-from .normalizer import CharsMap, normalize
+from .normalizer import CharsMap, normalize, utf8_char_size
 
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
@@ -298,19 +298,6 @@ class SentencePieceTokenizer:
     def stream_decoder(self) -> "StreamDecoder":
         """A decoder that takes ids one at a time and yields text as soon as it is final."""
         return StreamDecoder(self)
-
-
-def utf8_char_size(data: bytes, pos: int) -> int:
-    """Byte length of the valid UTF-8 character at data[pos], 0 if there is none (strict UTF-8)."""
-    lead = data[pos]
-    size = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
-    if size == 0 or pos + size > len(data):
-        return 0
-    try:
-        data[pos:pos + size].decode("utf-8")
-    except UnicodeDecodeError:
-        return 0
-    return size
 
 
 def decode_bytes(data: bytes) -> str:

@@ -5,6 +5,7 @@ checkpoint (TinyLlama or a small test model).
 """
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -100,6 +101,8 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     those of the prompt's last token. PNGs go to `png_dir` when given (one per layer).
     """
     check_layer_head(model.cfg, layer, head)
+    if png_dir is not None:
+        Path(png_dir).mkdir(parents=True, exist_ok=True)
     out(f"Prompt: {len(ids)} tokens")
     out("  pos  id      piece")
     for pos, i in enumerate(ids):
@@ -147,10 +150,10 @@ def load_embeddings(folder) -> np.ndarray:
     """Only the embedding table [V, D] of a checkpoint folder (float32), without the other weights."""
     from .weights import checkpoint_files, load_tensors
     name = "model.embed_tokens.weight"
-    files = checkpoint_files(folder)
+    files, headers = checkpoint_files(folder)
     if name not in files:
         raise ValueError(f"{folder}: the checkpoint has no {name}")
-    return load_tensors(files[name], [name])[name]
+    return load_tensors(files[name], [name], header=headers[files[name]])[name]
 
 
 def resolve_token(tok, text: str) -> int:

@@ -86,14 +86,14 @@ def new_float32(shape) -> np.ndarray:
     return np.frombuffer(region, dtype=DTYPE, count=n).reshape(shape)  # the array keeps the mapping alive
 
 
-def load_tensors(path, names=None, threads: int = 2) -> dict[str, np.ndarray]:
+def load_tensors(path, names=None, threads: int = 2, header=None) -> dict[str, np.ndarray]:
     """Load tensors of one safetensors file (all, or `names`) as float32 arrays.
 
     Each tensor streams through a small buffer (read, convert, next chunk), so the file is
     never held in memory whole and the buffer stays in cache; two threads convert in parallel
     (NumPy releases the GIL).
     """
-    header, start = read_header(path)
+    header, start = header or read_header(path)  # (header, data start), if the caller has read it
     names = list(header) if names is None else names
 
     def load(name):
@@ -123,8 +123,9 @@ def load_tensors(path, names=None, threads: int = 2) -> dict[str, np.ndarray]:
         return dict(pool.map(load, names))
 
 
-def checkpoint_files(folder) -> dict[str, Path]:
-    """Map each tensor name to its file: `model.safetensors`, or the shards of an index."""
+def checkpoint_files(folder) -> tuple[dict[str, Path], dict[Path, tuple]]:
+    """Map each tensor name to its file (`model.safetensors`, or the shards of an index),
+    and each file to its parsed header (read once)."""
     folder = Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.exists():
@@ -132,12 +133,13 @@ def checkpoint_files(folder) -> dict[str, Path]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
         except (OSError, ValueError, KeyError, TypeError):
             raise WeightsError(f"{index}: not a valid safetensors index (no weight_map)") from None
-        return {name: folder / file for name, file in weight_map.items()}
+        files = {name: folder / file for name, file in weight_map.items()}
+        return files, {path: read_header(path) for path in set(files.values())}
     single = folder / "model.safetensors"
     if not single.exists():
         raise WeightsError(f"{folder}: no model.safetensors or model.safetensors.index.json")
-    header, _ = read_header(single)
-    return {name: single for name in header}
+    header = read_header(single)
+    return {name: single for name in header[0]}, {single: header}
 
 
 def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
@@ -165,7 +167,7 @@ def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
 
 def load_checkpoint(folder, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     """Load and check every tensor of an HF-layout checkpoint folder, as float32 by HF name."""
-    files = checkpoint_files(folder)
+    files, headers = checkpoint_files(folder)
     shapes = expected_shapes(cfg)
     ignorable = [n for n in files if n.endswith("rotary_emb.inv_freq")]  # recomputed from rope_theta
     if cfg.tie_word_embeddings:
@@ -181,14 +183,14 @@ def load_checkpoint(folder, cfg: LlamaConfig) -> dict[str, np.ndarray]:
         by_file.setdefault(files[name], []).append(name)
     weights = {}
     for path, names in by_file.items():
-        header, _ = read_header(path)
+        header = headers[path][0]
         for name in names:
             if name not in header:
                 raise WeightsError(f"{path}: tensor {name} (named in the index) is not in this file")
             if tuple(header[name]["shape"]) != shapes[name]:
                 raise WeightsError(f"{path}: tensor {name} has shape {tuple(header[name]['shape'])}, "
                                    f"expected {shapes[name]} from config.json")
-        weights.update(load_tensors(path, names))
+        weights.update(load_tensors(path, names, header=headers[path]))
     return weights
 
 

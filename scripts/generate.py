@@ -21,7 +21,7 @@ from bpe.model_file import ModelFileError  # noqa: E402
 from model.chat import encode_chat  # noqa: E402
 from model.config import ConfigError  # noqa: E402
 from model.generate import ContextError, Stats, check_prompt, generate  # noqa: E402
-from model.inspection import check_layer_head, inspect_run  # noqa: E402
+from model.inspection import inspect_run  # noqa: E402
 from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
 from model.llama import Llama  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
@@ -122,11 +122,8 @@ def main(argv=None) -> int:
 
 def inspect(model, tok, prompt, args, rng) -> int:
     """--inspect: the tokens, next-token tables, attention maps and norms, on stdout."""
-    check_layer_head(model.cfg, args.layer, args.head)
     if args.show_top < 1:
         raise ValueError(f"--show-top must be >= 1, got {args.show_top}")
-    if args.png_dir:
-        Path(args.png_dir).mkdir(parents=True, exist_ok=True)
     ids = encode_chat(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=True)
     check_prompt(model, ids)
 
