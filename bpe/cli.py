@@ -72,14 +72,16 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for the three subcommands."""
-    p = Parser(prog="python -m bpe", description="Train, encode and decode BPE tokenizers.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train a vocabulary (like spm_train)")
+def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = None,
+                      model_prefix: str | None = None) -> argparse.ArgumentParser:
+    """The training options; with defaults for vocab_size / model_prefix they become optional."""
     t.add_argument("--input", nargs="+", required=True, metavar="FILE", help="text files, one sentence per line")
-    t.add_argument("--vocab-size", "--vocab_size", type=int, required=True, metavar="N")
-    t.add_argument("--model-prefix", "--model_prefix", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
+    t.add_argument("--vocab-size", "--vocab_size", type=int, required=vocab_size is None, default=vocab_size,
+                   metavar="N", help="size of the vocabulary to learn" +
+                   (f" (default {vocab_size})" if vocab_size else ""))
+    t.add_argument("--model-prefix", "--model_prefix", required=model_prefix is None, default=model_prefix,
+                   metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab" +
+                   (f" (default {model_prefix})" if model_prefix else ""))
     t.add_argument("--style", choices=["sentencepiece", "bytes"], default="sentencepiece",
                    help="sentencepiece: Llama-style .model (default); bytes: GPT-style byte-level BPE")
     t.add_argument("--character-coverage", "--character_coverage", type=float, default=0.9995,
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--special-tokens", "--special_tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
     t.add_argument("--verbose", action="store_true", help="print each merge as it happens")
     t.add_argument("--progress", action="store_true", help="show progress bars (default: when stderr is a terminal)")
+    return t
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for the three subcommands."""
+    p = Parser(prog="python -m bpe", description="Train, encode and decode BPE tokenizers.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_train_options(sub.add_parser("train", help="train a vocabulary (like spm_train)"))
     for name, fmt in [("encode", "output"), ("decode", "input")]:
         e = sub.add_parser(name, help=f"{name} lines (like spm_{name})")
         e.add_argument("--model", required=True, metavar="M", help=".model or tokenizer.json")
@@ -223,9 +233,14 @@ def run_decode(args) -> None:
 
 def main(argv=None) -> int:
     """Entry point: run a subcommand; print one-line errors and return 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    return run_reporting_errors({"train": run_train, "encode": run_encode, "decode": run_decode}[args.command], args)
+
+
+def run_reporting_errors(command, args) -> int:
+    """Run `command(args)`; bad input becomes one line on stderr and exit status 2."""
     try:
-        args = build_parser().parse_args(argv)
-        {"train": run_train, "encode": run_encode, "decode": run_decode}[args.command](args)
+        command(args)
     except (UsageError, ModelFileError, TrainError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

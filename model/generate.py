@@ -17,23 +17,30 @@ class ContextError(ValueError):
 
 @dataclass
 class Stats:
-    """Timings of one generation, in seconds and tokens."""
-    load_s: float = 0.0
+    """Timings of one generation, in seconds and tokens, as llama.cpp reports them.
+
+    prompt eval is the prefill forward (whose logits give the first new token); eval counts
+    the decode forwards ("runs"), one per new token that was fed back, so N new tokens take
+    N - 1 runs when generation ends at the limit. `load_s` None leaves the load line out.
+    """
+    load_s: float | None = None
     prompt_tokens: int = 0
     prefill_s: float = 0.0
     generated_tokens: int = 0
+    decode_runs: int = 0
     decode_s: float = 0.0
     stopped_at_context: bool = False
 
     def report(self) -> str:
-        """llama.cpp-style lines: load time, prompt eval, eval."""
+        """llama.cpp-style lines: load time, prompt eval, eval, tokens generated."""
         def rate(n, s):
-            return f"{1000 * s / max(n, 1):8.2f} ms per token, {n / s if s else 0.0:8.2f} tokens per second"
-        lines = [f"load time   = {1000 * self.load_s:10.2f} ms",
-                 f"prompt eval = {1000 * self.prefill_s:10.2f} ms / {self.prompt_tokens:5d} tokens "
-                 f"({rate(self.prompt_tokens, self.prefill_s)})",
-                 f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.generated_tokens:5d} tokens "
-                 f"({rate(self.generated_tokens, self.decode_s)})"]
+            return f"{1000 * s / n if n else 0.0:8.2f} ms per token, {n / s if s else 0.0:8.2f} tokens per second"
+        lines = [] if self.load_s is None else [f"load time   = {1000 * self.load_s:10.2f} ms"]
+        lines += [f"prompt eval = {1000 * self.prefill_s:10.2f} ms / {self.prompt_tokens:5d} tokens "
+                  f"({rate(self.prompt_tokens, self.prefill_s)})",
+                  f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
+                  f"({rate(self.decode_runs, self.decode_s)})",
+                  f"generated   = {self.generated_tokens:5d} tokens"]
         if self.stopped_at_context:
             lines.append("stopped: the context is full")
         return "\n".join(lines)
@@ -58,29 +65,33 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     check_prompt(model, prompt)
     context = model.cfg.max_position_embeddings
     stats = stats if stats is not None else Stats()
-    stats.prompt_tokens = len(prompt) - reuse
-    if reuse and model.cache_k is not None and reuse <= model.length:
-        model.length = reuse
+    if reuse and model.cache_k is not None and model.length:
+        reuse = model.length = min(reuse, model.length, len(prompt) - 1)  # what the cache really holds
     else:
         model.new_cache(context)
         reuse = 0
+    stats.prompt_tokens = len(prompt) - reuse
     t = time.perf_counter()
-    logits = model.forward(prompt[reuse:])
-    stats.prefill_s = time.perf_counter() - t
-    t = time.perf_counter()
+    try:
+        logits = model.forward(prompt[reuse:])
+    finally:  # also when Ctrl-C stops the prefill: the time spent is still true
+        stats.prefill_s = time.perf_counter() - t
     for step in range(max_new_tokens):
         token = sample(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
         stats.generated_tokens += 1
-        stats.decode_s = time.perf_counter() - t
         yield token
         if token in stop_ids or step == max_new_tokens - 1:
             break
         if model.length >= context:
             stats.stopped_at_context = True
             break
-        logits = model.forward([token])
-    stats.decode_s = time.perf_counter() - t
+        t = time.perf_counter()
+        try:
+            logits = model.forward([token])
+            stats.decode_runs += 1
+        finally:
+            stats.decode_s += time.perf_counter() - t

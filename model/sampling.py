@@ -9,11 +9,11 @@ import numpy as np
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Raise ValueError naming the first invalid sampling value."""
     if not np.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k < 0:
-        raise ValueError(f"--top-k must be >= 0 (0 = off), got {top_k}")
+        raise ValueError(f"top-k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"--top-p must be in (0, 1] (1 = off), got {top_p}")
+        raise ValueError(f"top-p must be in (0, 1] (1 = off), got {top_p}")
 
 
 def top_k_candidates(logits: np.ndarray, k: int) -> np.ndarray:
@@ -33,13 +33,15 @@ def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
 def top_p_filter(probs: np.ndarray, p: float) -> np.ndarray:
     """Positions of the smallest set of most likely tokens whose probabilities add up to >= p.
 
-    subtle: a token below (1 - p) / (n - 1) can never be inside the nucleus, so only the
-    tokens above that cutoff are sorted, never the whole vocabulary.
+    subtle: apart from the most likely token (always kept, as HF's min_tokens_to_keep=1), a
+    token below (1 - p) / (n - 1) can never be inside the nucleus: the j-th token (j >= 1) is
+    kept only if the j before it sum to < p, so the n - j from it on hold > 1 - p, each at most
+    its own probability. Only the tokens above that cutoff are sorted, never the whole vocabulary.
     """
     n = len(probs)
     if p >= 1 or n == 1:
         return np.arange(n)
-    keep = np.flatnonzero(probs >= (1 - p) / (n - 1))
+    keep = np.flatnonzero(probs >= min((1 - p) / (n - 1), probs.max()))
     order = keep[np.argsort(-probs[keep], kind="stable")]
     cum = np.cumsum(probs[order])
     last = int(np.searchsorted(cum, p))  # first position where the running sum reaches p

@@ -20,11 +20,12 @@ from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.chat import encode_chat  # noqa: E402
 from model.config import ConfigError  # noqa: E402
-from model.generate import ContextError, Stats, check_prompt, generate  # noqa: E402
+from model.generate import ContextError, Stats, check_prompt  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
 from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
 from model.llama import Llama  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
+from model.session import Settings, write_flush, chat_loop, stream  # noqa: E402
 from model.weights import WeightsError  # noqa: E402
 
 
@@ -47,33 +48,18 @@ def parse_args(argv):
     p.add_argument("--head", type=int, help="--inspect: only this head (0-based)")
     p.add_argument("--png-dir", help="--inspect: write attention maps as PNG files here instead of text")
     args = p.parse_args(argv)
+    if args.system is not None and not args.chat:
+        p.error("--system needs --chat")
+    for name in ("layer", "head", "png_dir"):
+        if getattr(args, name) is not None and not args.inspect:
+            p.error(f"--{name.replace('_', '-')} needs --inspect")
+    if args.show_top != 5 and not args.inspect:
+        p.error("--show-top needs --inspect")
+    if args.seed is not None and args.seed < 0:
+        p.error(f"--seed must be a non-negative integer, got {args.seed}")
     if args.max_new_tokens is None:
         args.max_new_tokens = 5 if args.inspect else 256
     return args
-
-
-def stop_ids(model, tok) -> set[int]:
-    """Ids that end generation: the tokenizer's EOS and the config's eos_token_id."""
-    return {i for i in (tok.eos_id, model.cfg.eos_token_id) if i is not None and i >= 0}
-
-
-def stream(model, tok, prompt_ids, args, rng, stats, reuse=0, continuation=False) -> list[int]:
-    """Generate, printing text as it becomes final; return the new ids."""
-    decoder, out, stops = tok.stream_decoder(), [], stop_ids(model, tok)
-    if continuation:  # subtle: after an echoed prompt, the first new piece keeps its leading space
-        decoder.feed(prompt_ids[-1])
-    try:
-        for token in generate(model, prompt_ids, max_new_tokens=args.max_new_tokens, rng=rng,
-                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                              stop_ids=stops, stats=stats, reuse=reuse):
-            out.append(token)
-            if token not in stops:
-                sys.stdout.write(decoder.feed(token))
-                sys.stdout.flush()
-    finally:
-        sys.stdout.write(decoder.flush())
-        sys.stdout.flush()
-    return out
 
 
 def main(argv=None) -> int:
@@ -86,30 +72,37 @@ def main(argv=None) -> int:
         interactive = args.prompt is None and args.chat and sys.stdin.isatty()
         if args.prompt is not None:  # bytes that are not UTF-8 (argv keeps them as surrogates) become U+FFFD
             prompt = args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        elif interactive:
+            prompt = ""
         else:
-            prompt = "" if interactive else sys.stdin.buffer.read().decode("utf-8", "replace")
+            if sys.stdin.isatty():
+                print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
+                      file=sys.stderr)
+            prompt = sys.stdin.buffer.read().decode("utf-8", "replace")
         t = time.perf_counter()
         folder = resolve_model(args.model)
         tok = load_folder_tokenizer(folder)
         model = Llama.load(folder)
         stats = Stats(load_s=time.perf_counter() - t)
         rng = np.random.default_rng(args.seed)
+        settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
         if args.inspect:
             return inspect(model, tok, prompt, args, rng)
         if interactive:
-            return chat_loop(model, tok, args, rng, stats)
+            return chat_loop(model, tok, lambda messages: encode_chat(tok, messages), settings, rng,
+                             system=args.system, load_s=stats.load_s)
         if args.chat:
             ids = encode_chat(tok, chat_messages(args, prompt))
         else:
             ids = tok.encode(prompt, bos=True)
         check_prompt(model, ids)
+        write = write_flush(sys.stdout)
         if not args.chat:
-            sys.stdout.write(prompt)  # raw mode echoes the prompt, as run.c does
-        try:
-            stream(model, tok, ids, args, rng, stats, continuation=not args.chat)
-        except KeyboardInterrupt:
+            write(prompt)  # raw mode echoes the prompt, as run.c does
+        _, interrupted = stream(model, tok, ids, settings, rng, stats, write, continuation=not args.chat)
+        if interrupted:
             print(file=sys.stderr)
-        print(file=sys.stdout)
+        write("\n")
         print(stats.report(), file=sys.stderr)
         return 0
     except (ModelNotFound, ModelFileError, ConfigError, WeightsError, ContextError, ValueError) as e:
@@ -137,36 +130,6 @@ def inspect(model, tok, prompt, args, rng) -> int:
 def chat_messages(args, prompt: str) -> list[dict]:
     """The system message (if any) and the user's prompt."""
     return ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
-
-
-def chat_loop(model, tok, args, rng, stats) -> int:
-    """Multi-turn chat on a terminal; the cache keeps the shared prefix between turns."""
-    messages = [{"role": "system", "content": args.system}] if args.system else []
-    cached: list[int] = []
-    print("Chat with the model; an empty line or Ctrl-D ends, Ctrl-C stops an answer.", file=sys.stderr)
-    while True:
-        try:
-            line = input("> ")
-        except (EOFError, KeyboardInterrupt):
-            print(file=sys.stderr)
-            return 0
-        if not line.strip():
-            return 0
-        messages.append({"role": "user", "content": line})
-        ids = encode_chat(tok, messages)
-        reuse = 0
-        while reuse < min(len(cached), len(ids) - 1) and cached[reuse] == ids[reuse]:
-            reuse += 1
-        stats = Stats(load_s=stats.load_s)  # this turn's timings
-        try:
-            new = stream(model, tok, ids, args, rng, stats, reuse=reuse)
-        except KeyboardInterrupt:
-            new = []
-        print()
-        answer = tok.decode([t for t in new if t not in stop_ids(model, tok)])
-        messages.append({"role": "assistant", "content": answer.strip()})
-        cached = ids + new
-        print(stats.report(), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@
   python scripts/train_bpe.py --input FILE... [--vocab-size 4096] [--model-prefix tokenizer]
                               [--style sentencepiece|bytes] [--verbose]
 
-Training is `python -m bpe train` with friendlier defaults; see bpe/cli.py.
+The same options as `python -m bpe train` (bpe/cli.py), with defaults for the vocabulary size
+and the output prefix.
 """
+import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bpe.cli import main  # noqa: E402
+from bpe.cli import Parser, add_train_options, run_reporting_errors, run_train  # noqa: E402
 from bpe.walkthrough import render  # noqa: E402
 
 
@@ -21,14 +23,10 @@ def run(argv: list[str]) -> int:
     if not argv:
         print(render())
         return 0
-    if argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0
-    if "--vocab-size" not in argv:
-        argv += ["--vocab-size", "4096"]
-    if "--model-prefix" not in argv:
-        argv += ["--model-prefix", "tokenizer"]
-    return main(["train"] + argv)
+    parser = Parser(prog="scripts/train_bpe.py", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = add_train_options(parser, vocab_size=4096, model_prefix="tokenizer").parse_args(argv)
+    return run_reporting_errors(run_train, args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from model.chat import encode_chat, render_chat
 from model.config import ConfigError, LlamaConfig
@@ -231,3 +232,22 @@ def test_ctrl_c_stops_cleanly(folder, tmp_path):
     assert (first + rest).decode("utf-8", "replace").startswith("Once")
     generated = int(err.split("eval time")[1].split("/")[1].split()[0])
     assert 0 < generated < 8000          # stopped early, and said how far it got
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-30, 30), min_size=1, max_size=60), st.floats(0.001, 1.0), st.floats(0.05, 1000))
+def test_top_p_against_a_full_sort(logits, p, temperature):
+    probs = probabilities(np.array(logits), temperature)
+    order = np.argsort(-probs, kind="stable")
+    cum = np.cumsum(probs[order])
+    n = min(int(np.searchsorted(cum, p)) + 1, len(probs))  # the smallest prefix reaching p; at least one
+    kept = top_p_filter(probs, p)
+    assert len(kept) >= 1 and np.isclose(probs[kept].sum(), probs[order[:n]].sum())
+    assert sample(np.array(logits, dtype=np.float32), np.random.default_rng(0), temperature=temperature,
+                  top_p=p) in set(kept.tolist()) | set(order[:n].tolist())
+
+
+def test_a_flat_distribution_with_a_tiny_top_p_keeps_the_top_token():
+    probs = probabilities(np.zeros(50), 1000.0)
+    assert len(top_p_filter(probs, 0.01)) == 1
+    assert 0 <= sample(np.zeros(50, np.float32), np.random.default_rng(0), temperature=1000, top_k=50, top_p=0.01) < 50

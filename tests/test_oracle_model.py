@@ -55,8 +55,13 @@ def test_against_live_transformers(live):
 def test_golden_files_are_current(live):
     name, _, ref = live
     gold = np.load(ROOT / "tests" / "golden" / f"{name}.npz")
+    # subtle: logits move by ~1e-5 between CPUs' BLAS kernels; compare at the live tests'
+    # tolerance, and token ids exactly
     for key, value in ref.items():
-        np.testing.assert_allclose(gold[key], value, atol=1e-5, rtol=0, err_msg=f"{name}: {key}; rerun tests/make_golden.py")
+        if np.issubdtype(value.dtype, np.integer):
+            np.testing.assert_array_equal(gold[key], value, err_msg=f"{name}: {key}; rerun tests/make_golden.py")
+        else:
+            np.testing.assert_allclose(gold[key], value, atol=1e-4, rtol=0, err_msg=f"{name}: {key}; rerun tests/make_golden.py")
 
 
 @pytest.mark.parametrize("messages", [

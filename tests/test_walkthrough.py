@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from bpe.walkthrough import SENTENCE, learn, letter_pair_counts, merge_in_text
 
 from conftest import ROOT
@@ -32,3 +34,17 @@ def test_train_bpe_with_no_arguments_prints_the_walkthrough():
     out = subprocess.run([sys.executable, "scripts/train_bpe.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "de        7" in out and "in        6" in out and "ep        4" in out
     assert "train and Xploy Xep learning moXls." in out
+
+
+@pytest.mark.parametrize("spelling", [["--vocab-size=320", "--model-prefix={p}"],
+                                      ["--vocab_size", "320", "--model_prefix", "{p}"]])
+def test_train_bpe_honours_every_option_spelling(tmp_path, spelling):
+    prefix = str(tmp_path / "out" / "mine")
+    (tmp_path / "out").mkdir()
+    argv = [a.format(p=prefix) for a in spelling]
+    res = subprocess.run([sys.executable, "scripts/train_bpe.py", "--input", "scripts/data/toy_corpus.txt", *argv],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    vocab = (tmp_path / "out" / "mine.vocab").read_text(encoding="utf-8")
+    assert vocab.count("\n") == 320
+    assert not (ROOT / "tokenizer.model").exists()

@@ -1,0 +1,136 @@
+"""What a user sees while the model writes: streamed text, and the interactive chat loop.
+
+`stream` prints text as soon as it is final (never half a UTF-8 character) and, when Ctrl-C
+stops it, keeps what was printed. `chat_loop` is a conversation on a terminal: the KV cache
+keeps the shared prefix between turns, the oldest turns are dropped (never the system prompt)
+when the context fills, and Ctrl-C stops an answer, not the session.
+"""
+import sys
+from dataclasses import dataclass
+
+from .generate import Stats, generate
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to generate: the length limit and the sampling values."""
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 0.95
+
+
+def stop_ids(model, tok) -> set[int]:
+    """Ids that end generation: the tokenizer's end ids (EOS, end of turn) and the config's EOS."""
+    ids = set(getattr(tok, "stop_ids", ()) or ()) | {tok.eos_id}
+    eos = model.cfg.eos_token_id
+    ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
+    return {i for i in ids if i is not None and i >= 0}
+
+
+def stream(model, tok, prompt_ids: list[int], settings: Settings, rng, stats: Stats, write, *,
+           reuse: int = 0, continuation: bool = False) -> tuple[list[int], bool]:
+    """Generate after `prompt_ids`, writing text as it becomes final; return (new ids, interrupted).
+
+    Ctrl-C ends generation early: the ids chosen so far are returned with interrupted=True.
+    With `continuation`, the text continues the prompt's (so the first piece keeps its space).
+    """
+    decoder, out, stops = tok.stream_decoder(), [], stop_ids(model, tok)
+    if continuation:
+        for i in prompt_ids:
+            decoder.feed(i)
+    interrupted = False
+    try:
+        for token in generate(model, prompt_ids, max_new_tokens=settings.max_new_tokens, rng=rng,
+                              temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                              stop_ids=stops, stats=stats, reuse=reuse):
+            out.append(token)
+            if token not in stops:
+                write(decoder.feed(token))
+    except KeyboardInterrupt:
+        interrupted = True
+    write(decoder.flush())
+    return out, interrupted
+
+
+def fit_conversation(encode, messages: list[dict], context: int, reserve: int) -> tuple[list[int], int]:
+    """Ids of the conversation, dropping the oldest turns until `reserve` new tokens fit.
+
+    The system message stays; turns go oldest first. Returns (ids, number of messages dropped);
+    raises ValueError when even the last message alone does not fit.
+    """
+    head = messages[:1] if messages and messages[0]["role"] == "system" else []
+    turns = messages[len(head):]
+    dropped = 0
+    while True:
+        ids = encode(head + turns)
+        if len(ids) + reserve <= context:
+            return ids, dropped
+        if len(turns) <= 1:
+            raise ValueError(f"this message takes {len(ids)} tokens; the context holds {context} "
+                             f"with {reserve} left for the answer")
+        turns = turns[1:]
+        dropped += 1
+        while turns and turns[0]["role"] != "user":  # a conversation restarts with a user turn
+            turns = turns[1:]
+            dropped += 1
+
+
+def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None = None,
+              load_s: float | None = None, read=input, write=None, err=None) -> int:
+    """A multi-turn chat: read a line, answer it, repeat until Ctrl-D (or end of input)."""
+    write = write or write_flush(sys.stdout)
+    err = err or sys.stderr
+    try:
+        import readline  # noqa: F401  (line editing and history for input(), where available)
+    except ImportError:
+        pass
+    context = model.cfg.max_position_embeddings
+    reserve = max(1, min(settings.max_new_tokens, context // 4))
+    messages = [{"role": "system", "content": system}] if system else []
+    cached: list[int] = []
+    print("Chat with the model. Ctrl-D ends; Ctrl-C stops an answer.", file=err)
+    while True:
+        try:
+            line = read("> ")
+        except EOFError:
+            print(file=err)
+            return 0
+        except KeyboardInterrupt:  # at the prompt: a fresh prompt, as a shell does
+            print(file=err)
+            continue
+        if not line.strip():
+            continue
+        try:
+            ids, dropped = fit_conversation(encode, messages + [{"role": "user", "content": line}], context, reserve)
+        except ValueError as e:
+            print(f"note: {e}; try a shorter message", file=err)
+            continue
+        if dropped:
+            print(f"note: the conversation outgrew the context of {context} tokens; "
+                  f"dropped the {dropped} oldest messages", file=err)
+            head = 1 if messages and messages[0]["role"] == "system" else 0
+            messages = messages[:head] + messages[head + dropped:]
+        messages.append({"role": "user", "content": line})
+        reuse = 0
+        while reuse < min(len(cached), len(ids) - 1) and cached[reuse] == ids[reuse]:
+            reuse += 1
+        stats = Stats(load_s=load_s)
+        load_s = None  # the load happened once, before the first turn
+        new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse)
+        write("\n")
+        stops = stop_ids(model, tok)
+        answer = tok.decode([t for t in new if t not in stops])
+        messages.append({"role": "assistant", "content": answer.strip()})
+        cached = ids + new  # generate() keeps only what the cache really holds of it
+        if interrupted:
+            print("(stopped)", file=err)
+        print(stats.report(), file=err)
+
+
+def write_flush(stream_):
+    """A write function that flushes after each piece of text (streamed output)."""
+    def write(text: str) -> None:
+        stream_.write(text)
+        stream_.flush()
+    return write
