@@ -1,82 +1,42 @@
 """The GPT-style byte-level BPE tokenizer: UTF-8 bytes, a regex pre-split, merges by rank.
 
-Text is cut into chunks by a regex (GPT-4's pattern by default), each chunk becomes its UTF-8
-bytes (ids 0..255), and the learned merges are applied lowest rank first. Every string
-round-trips exactly. Saved as versioned text (`PREFIX.model`), with a readable `PREFIX.vocab`.
+Text is cut into chunks by a regex (GPT-4's pattern by default; what it does not match is kept
+as chunks too), each chunk becomes its UTF-8 bytes (ids 0..255), and the learned merges are
+applied lowest rank first, by the same merge loop as loaded vocabularies (bpe/bytelevel.py).
+Every string round-trips exactly. Saved as versioned text (`PREFIX.model`), with a readable
+`PREFIX.vocab`, and, on request, as a Hugging Face tokenizer.json.
 """
 import json
 
 import regex
 
-from .merges import learn_merges, merge
+from .added_tokens import AddedToken
+from .bytelevel import ByteLevelBPE
+from .merges import learn_merges
+from .patterns import CL100K
+from .pipeline import BYTE_TO_CHAR, regex_to_bytes, split_pieces
 
-GPT4_PATTERN = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*"""
-                r"""|\s*[\r\n]|\s+(?!\S)|\s+""")
+GPT4_PATTERN = CL100K  # GPT-4's (bpe/patterns.py)
 HEADER = "tinyllama-from-scratch bytes-bpe v1"
 
 
-class ByteTokenizer:
-    """Byte-level BPE: `merges[(a, b)] = new_id` in the order learned, plus optional special tokens."""
+class ByteTokenizer(ByteLevelBPE):
+    """Our trained byte-level BPE: ids 0..255 are the bytes, then `merges` (a, b, new id) in the
+    order learned, then special tokens. Encoding is ByteLevelBPE's: the regex cuts, merges by rank."""
 
     def __init__(self, merges: list[tuple[int, int, int]], *, pattern: str = GPT4_PATTERN,
                  special_tokens: dict[str, int] | None = None):
         self.pattern = pattern
-        self.split_re = regex.compile(pattern)
-        self.merges = {(a, b): (rank, new) for rank, (a, b, new) in enumerate(merges)}
         self.merge_list = list(merges)
-        self.vocab = {i: bytes([i]) for i in range(256)}
-        for a, b, new in merges:
-            self.vocab[new] = self.vocab[a] + self.vocab[b]
         self.special = dict(special_tokens or {})
-        self.vocab.update({i: s.encode("utf-8") for s, i in self.special.items()})
-        self._special_re = (regex.compile("(" + "|".join(map(regex.escape, sorted(self.special, key=len, reverse=True))) + ")")
-                            if self.special else None)
-        self._cache: dict[str, list[int]] = {}
-
-    @property
-    def vocab_size(self) -> int:
-        """Number of ids (256 bytes + merges + special tokens)."""
-        return len(self.vocab)
-
-    def encode(self, text: str, *, special: bool = False) -> list[int]:
-        """Encode text; special-token text becomes its id only when `special` is true."""
-        if special and self._special_re:
-            ids = []
-            for k, part in enumerate(self._special_re.split(text)):
-                ids += [self.special[part]] if k % 2 else self._encode_ordinary(part)
-            return ids
-        return self._encode_ordinary(text)
-
-    def _encode_ordinary(self, text: str) -> list[int]:
-        ids = []
-        for chunk in self.split_re.findall(text):
-            hit = self._cache.get(chunk)
-            if hit is None:
-                hit = self._cache[chunk] = self._encode_chunk(chunk.encode("utf-8"))
-            ids += hit
-        return ids
-
-    def _encode_chunk(self, data: bytes) -> list[int]:
-        """Apply merges to one chunk's bytes, always the lowest-rank pair present first."""
-        ids = list(data)
-        while len(ids) >= 2:
-            ranked = [(self.merges[p][0], p) for p in zip(ids, ids[1:]) if p in self.merges]
-            if not ranked:
-                break
-            _, pair = min(ranked)
-            ids = merge(ids, pair, self.merges[pair][1])
-        return ids
-
-    def decode(self, ids) -> str:
-        """Decode ids to text (invalid UTF-8 from a partial sequence becomes U+FFFD)."""
-        try:
-            return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
-        except KeyError as e:
-            raise ValueError(f"id {e.args[0]!r} is out of range (vocabulary has {self.vocab_size} ids)") from None
-
-    def id_to_piece(self, i: int) -> str:
-        """A readable form of the token's bytes (invalid UTF-8 shown as U+FFFD)."""
-        return self.decode([i])
+        raw = {i: bytes([i]) for i in range(256)}
+        for a, b, new in merges:
+            raw[new] = raw[a] + raw[b]
+        chars = {i: "".join(BYTE_TO_CHAR[x] for x in data) for i, data in raw.items()}
+        super().__init__({c: i for i, c in chars.items()}, [(chars[a], chars[b]) for a, b, _ in merges],
+                         added=[AddedToken(i, s, special=True) for s, i in self.special.items()],
+                         pre_tokenizer=regex_to_bytes(pattern),
+                         source="bytes-bpe model")
 
     # --- files ---------------------------------------------------------------------------------
     def to_text(self) -> str:
@@ -89,8 +49,27 @@ class ByteTokenizer:
 
     def vocab_text(self) -> str:
         """The `.vocab` file: one "id<TAB>token" line per id, for people to read."""
-        return "".join(f"{i}\t{json.dumps(self.vocab[i].decode('utf-8', errors='replace'), ensure_ascii=False)}\n"
-                       for i in sorted(self.vocab))
+        return "".join(f"{i}\t{json.dumps(self.bytes_of[i].decode('utf-8', errors='replace'), ensure_ascii=False)}\n"
+                       for i in sorted(self.bytes_of))
+
+    def to_tokenizer_json(self) -> str:
+        """The same tokenizer as a Hugging Face tokenizer.json (HF `tokenizers` encodes identically)."""
+        spec = {
+            "version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+                              "normalized": False, "special": True} for s, i in self.special.items()],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": self.pattern}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": {t: i for i, t in sorted((i, t) for t, i in self.vocab.items())},
+                      "merges": [[self.pieces[a], self.pieces[b]] for a, b, _ in self.merge_list]},
+        }
+        return json.dumps(spec, ensure_ascii=False, indent=1)
 
     @classmethod
     def from_text(cls, text: str, source: str = "model") -> "ByteTokenizer":
@@ -115,7 +94,7 @@ class ByteTokenizer:
 
 
 class RegexWords:
-    """Picklable callable: the regex pre-split of the bytes style."""
+    """Picklable callable: the regex pre-split of the bytes style (what it does not match stays, too)."""
 
     def __init__(self, pattern: str):
         self.pattern = pattern
@@ -123,7 +102,7 @@ class RegexWords:
     def __call__(self, line: str) -> list[str]:
         if not hasattr(self, "_re"):
             self._re = regex.compile(self.pattern)
-        return self._re.findall(line + "\n")
+        return split_pieces(line + "\n", self._re)
 
 
 def train_bytes(words: dict[str, int], vocab_size: int, *, pattern: str = GPT4_PATTERN,

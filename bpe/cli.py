@@ -15,9 +15,10 @@ import sys
 
 import regex
 
-from .byte_tokenizer import GPT4_PATTERN, ByteTokenizer, RegexWords, train_bytes
-from .files import load_tokenizer, save_model
+from .byte_tokenizer import GPT4_PATTERN, RegexWords, train_bytes
+from .files import load_tokenizer, save_model, write_atomic
 from .model_file import ModelFileError
+from .patterns import NAMED
 from .tokenizer import decode_bytes
 from .train import TrainError, count_words, train_sentencepiece
 
@@ -37,27 +38,41 @@ def show(symbol) -> str:
 def render_tokens(tok, ids: list[int], *, color: bool, show_ids: bool = False) -> str:
     """Token boundaries made visible: alternating background colours, or "|" between tokens.
 
-    A run of byte pieces is shown as the character it spells; with show_ids each token shows its id.
+    Tokens that spell one character together (byte pieces, or byte-level tokens that end inside
+    a UTF-8 character) are shown as that character; with show_ids each token shows its id.
     """
-    groups: list[list[int]] = []
-    byte_ids = getattr(tok, "id_to_byte", {})
-    for i in ids:
-        if i in byte_ids and groups and groups[-1][-1] in byte_ids:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    parts = []
-    for group in groups:
-        if show_ids:
-            text = " ".join(map(str, group))
-        elif group[0] in byte_ids or not hasattr(tok, "pieces"):  # bytes: the character they spell
-            text = tok.decode(group)
-        else:
-            text = tok.pieces[group[0]].replace("\u2581", " ")
-        parts.append(text.replace("\n", "\\n"))
+    groups, texts = token_groups(tok, ids)
+    parts = [" ".join(map(str, g)) if show_ids else t.replace("\n", "\\n") for g, t in zip(groups, texts)]
     if not color:
         return "|".join(parts)
     return "".join(f"{COLORS[k % len(COLORS)]}{p}{RESET}" for k, p in enumerate(parts))
+
+
+def token_groups(tok, ids: list[int]) -> tuple[list[list[int]], list[str]]:
+    """Ids grouped so each group is whole characters, with each group's text."""
+    groups: list[list[int]] = []
+    texts: list[str] = []
+    byte_ids = getattr(tok, "id_to_byte", None)
+    if byte_ids is not None:  # SentencePiece: a run of <0xXX> pieces spells characters
+        for i in ids:
+            if i in byte_ids and groups and groups[-1][-1] in byte_ids:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        texts = [tok.decode(g) if g[0] in byte_ids else tok.id_to_piece(g[0]).replace("\u2581", " ") for g in groups]
+        return groups, texts
+    decoder, pending = tok.stream_decoder(), []
+    for i in ids:  # byte-level: a token that ends inside a character joins the next one
+        pending.append(i)
+        text = decoder.feed(i)
+        if text:
+            groups.append(pending)
+            texts.append(text)
+            pending = []
+    if pending:
+        groups.append(pending)
+        texts.append(decoder.flush())
+    return groups, texts
 
 
 class UsageError(Exception):
@@ -90,6 +105,8 @@ def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = No
                    help="sentencepiece: squeeze runs of spaces (Llama keeps them)")
     t.add_argument("--pattern", default=GPT4_PATTERN, help="bytes: the pre-split regex (default GPT-4's)")
     t.add_argument("--special-tokens", "--special_tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
+    t.add_argument("--tokenizer-json", action="store_true",
+                   help="bytes: also write PREFIX.tokenizer.json, which Hugging Face tokenizers loads")
     t.add_argument("--verbose", action="store_true", help="print each merge as it happens")
     t.add_argument("--progress", action="store_true", help="show progress bars (default: when stderr is a terminal)")
     return t
@@ -102,13 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_options(sub.add_parser("train", help="train a vocabulary (like spm_train)"))
     for name, fmt in [("encode", "output"), ("decode", "input")]:
         e = sub.add_parser(name, help=f"{name} lines (like spm_{name})")
-        e.add_argument("--model", required=True, metavar="M", help=".model or tokenizer.json")
-        e.add_argument(f"--{fmt}-format", f"--{fmt}_format", choices=["id", "piece"], default="id", dest="format")
+        e.add_argument("--model", required=True, metavar="M",
+                       help="SentencePiece .model, tokenizer.json, tiktoken rank file, GGUF, or our bytes .model")
+        e.add_argument(f"--{fmt}-format", f"--{fmt}_format", choices=["id", "piece"], default="id", dest="format",
+                       help=f"{fmt} ids (default) or the vocabulary's piece strings")
+        e.add_argument("--pattern", choices=sorted(NAMED), metavar="NAME",
+                       help=f"the regex of a tiktoken rank file: {', '.join(NAMED)}")
         e.add_argument("files", nargs="*", metavar="FILE", help="input files (default: stdin)")
         if name == "encode":
             e.add_argument("--bos", action="store_true", help="add the BOS id")
             e.add_argument("--eos", action="store_true", help="add the EOS id")
-            e.add_argument("--special", action="store_true", help="treat special-token text (<s>, </s>) as those ids")
+            e.add_argument("--special", action="store_true",
+                           help="special-token text (<s>, <|im_start|>, ...) becomes those ids")
             e.add_argument("--color", action="store_true",
                            help="show token boundaries in alternating colours (\"|\" between tokens when not a terminal)")
             e.add_argument("--ids", action="store_true", help="with --color: show each token's id instead of its text")
@@ -123,6 +145,8 @@ def run_train(args) -> None:
     folder = os.path.dirname(os.path.abspath(args.model_prefix))
     if not os.path.isdir(folder):
         raise UsageError(f"folder {folder} for --model-prefix does not exist")
+    if args.tokenizer_json and args.style != "bytes":
+        raise UsageError("--tokenizer-json is for --style bytes (a sentencepiece-style .model already loads everywhere)")
     progress = args.progress or sys.stderr.isatty()
     on_merge = on_step = None
     if args.verbose:
@@ -160,7 +184,10 @@ def run_train(args) -> None:
         model = train_bytes(words, args.vocab_size, pattern=args.pattern, special_tokens=special,
                             on_merge=on_merge, on_step=on_step)
     paths = save_model(model, args.model_prefix)
-    print(f"wrote {paths[0]} and {paths[1]}", file=sys.stderr)
+    if args.tokenizer_json:
+        paths.append(args.model_prefix + ".tokenizer.json")
+        write_atomic(paths[-1], model.to_tokenizer_json().encode("utf-8"))
+    print(f"wrote {', '.join(paths)}", file=sys.stderr)
 
 
 def read_lines(files):
@@ -188,15 +215,12 @@ def read_lines(files):
 
 def run_encode(args) -> None:
     """Encode each input line to a line of ids or pieces."""
-    tok = load_tokenizer(args.model)
-    bytes_style = isinstance(tok, ByteTokenizer)
+    tok = load_tokenizer(args.model, pattern=args.pattern)
+    for flag, missing in (("--bos", args.bos and tok.bos_id < 0), ("--eos", args.eos and tok.eos_id < 0)):
+        if missing:
+            print(f"note: {args.model} defines no token for {flag}; none is added", file=sys.stderr)
     for line in read_lines(args.files):
-        if bytes_style:
-            ids = tok.encode(line, special=args.special)
-        elif args.special:
-            ids = tok.encode_with_special(line, bos=args.bos, eos=args.eos)
-        else:
-            ids = tok.encode(line, bos=args.bos, eos=args.eos)
+        ids = tok.encode(line, bos=args.bos, eos=args.eos, special=args.special)
         if args.color:
             sys.stdout.write(render_tokens(tok, ids, color=sys.stdout.isatty(), show_ids=args.ids) + "\n")
             continue
@@ -204,26 +228,24 @@ def run_encode(args) -> None:
         sys.stdout.write(" ".join(map(str, out)) + "\n")
 
 
+ID = regex.compile(r"[0-9]+")  # plain ASCII digits only: "٣", "1_000" and "+15" are not ids
+
+
 def run_decode(args) -> None:
     """Decode each input line of ids or pieces to text."""
-    tok = load_tokenizer(args.model)
-    piece_to_id = None
-    if args.format == "piece":
-        if isinstance(tok, ByteTokenizer):
-            raise UsageError("--input-format piece needs a sentencepiece-style model")
-        piece_to_id = {p: i for i, p in enumerate(tok.pieces)}
+    tok = load_tokenizer(args.model, pattern=args.pattern)
     for n, line in enumerate(read_lines(args.files), 1):
         ids = []
         for token in line.split():
-            if piece_to_id is not None:
-                if token not in piece_to_id:
+            if args.format == "piece":
+                i = tok.piece_to_id(token)
+                if i is None or (tok.id_to_piece(i) != token):
                     raise UsageError(f"line {n}: piece {token!r} is not in the vocabulary of {args.model}")
-                ids.append(piece_to_id[token])
+                ids.append(i)
+            elif ID.fullmatch(token):
+                ids.append(int(token))
             else:
-                try:
-                    ids.append(int(token))
-                except ValueError:
-                    raise UsageError(f"line {n}: {token!r} is not an integer id") from None
+                raise UsageError(f"line {n}: {token!r} is not an integer id")
         try:
             text = tok.decode(ids)
         except ValueError as e:

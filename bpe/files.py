@@ -1,7 +1,8 @@
-"""Loading any of our tokenizer files, and writing trained models atomically.
+"""Loading any tokenizer file, and writing trained models atomically.
 
-`load_tokenizer` accepts a SentencePiece `.model`, a Hugging Face `tokenizer.json`, or our
-bytes-bpe `.model`; it tells them apart by content, not by name.
+`load_tokenizer` accepts a SentencePiece `.model`, a Hugging Face `tokenizer.json` (either
+family), a tiktoken rank file (with a named regex), or our bytes-bpe `.model`; it tells them
+apart by content, never by name.
 """
 import os
 import tempfile
@@ -9,19 +10,27 @@ import tempfile
 from .byte_tokenizer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
 from .model_file import ModelFileError, ModelProto, read_model_bytes
+from .tiktoken_file import load_rank_file, looks_like_rank_file
 from .tokenizer import SentencePieceTokenizer
 
 
-def load_tokenizer(path):
-    """Load a tokenizer file of any supported kind; raise ModelFileError naming the file."""
+def load_tokenizer(path, *, pattern: str | None = None):
+    """Load a tokenizer file of any supported kind; raise ModelFileError naming the file.
+
+    `pattern` names the regex of a tiktoken rank file (bpe/patterns.py); other kinds refuse it.
+    """
     data = read_model_bytes(path)
+    if looks_like_rank_file(data):
+        return load_rank_file(path, pattern, data)
+    if pattern is not None:
+        raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; this file names its own")
     if data.startswith(HEADER.encode()):
         try:
             return ByteTokenizer.from_text(data.decode("utf-8"), source=str(path))
         except (ValueError, UnicodeDecodeError) as e:
             raise ModelFileError(str(e)) from None
     if data.lstrip()[:1] == b"{":
-        return load_tokenizer_json(path)
+        return load_tokenizer_json(path, data)
     try:
         proto = ModelProto.from_bytes(data)
     except ModelFileError as e:

@@ -16,6 +16,7 @@ import re
 from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
                          ModelFileError, ModelProto, load_model_proto)
 from .normalizer import CharsMap, normalize, utf8_char_size
+from .stream import may_complete
 
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
@@ -25,6 +26,8 @@ SHORT_CHUNK = 24  # chunks up to this length use the simple rescanning merge loo
 
 class SentencePieceTokenizer:
     """A SentencePiece BPE model: pieces with scores, and the exact SentencePiece encode/decode."""
+
+    add_bos = True  # SentencePiece models (Llama-2, TinyLlama) are run with BOS in front
 
     def __init__(self, proto: ModelProto, *, source: str = "model"):
         kind = proto.trainer.get("model_type", 1)
@@ -99,6 +102,15 @@ class SentencePieceTokenizer:
         """Number of pieces (ids are 0 .. vocab_size-1)."""
         return len(self.pieces)
 
+    @property
+    def stop_ids(self) -> set[int]:
+        """Ids that end a generated answer: EOS."""
+        return {self.eos_id} if self.eos_id >= 0 else set()
+
+    def is_control(self, i: int) -> bool:
+        """True for control pieces (<s>, </s>): they decode to nothing."""
+        return self.types[i] == CONTROL
+
     def _control_id(self, piece: str) -> int:
         i = self.reserved.get(piece, -1)
         return i if i >= 0 and self.types[i] == CONTROL else -1
@@ -144,8 +156,13 @@ class SentencePieceTokenizer:
             text = text + space
         return text
 
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
-        """Encode text to ids exactly as SentencePiece does; BOS/EOS only when asked."""
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+        """Encode text to ids exactly as SentencePiece does; BOS/EOS only when asked.
+
+        With `special`, control pieces' text (`<s>`, `</s>`) becomes their ids (encode_with_special).
+        """
+        if special:
+            return self.encode_with_special(text, bos=bos, eos=eos)
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
         normalized = self.normalize(text)
         if self._chunk_re is None:
@@ -314,17 +331,6 @@ def decode_bytes(data: bytes) -> str:
     return "".join(out)
 
 
-def _may_complete(data: bytes) -> bool:
-    """True if the bytes are an unfinished UTF-8 character that more bytes could still make valid."""
-    lead = data[0]
-    size = 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4 if lead >> 3 == 30 else 0
-    if not size or len(data) >= size:
-        return False
-    missing = size - len(data)
-    # the valid second bytes are 80-BF, A0-BF (E0), 80-9F (ED), 90-BF (F0), 80-8F (F4): one of these fits
-    return any(utf8_char_size(data + bytes([fill]) * missing, 0) for fill in (0x80, 0x90, 0xA0))
-
-
 class StreamDecoder:
     """Decode ids one at a time: `feed(id)` returns the new text, holding back partial characters.
 
@@ -346,7 +352,7 @@ class StreamDecoder:
             pos = 0
             while pos < len(self.pending):  # walk as SentencePiece will, stopping at an open character
                 size = utf8_char_size(self.pending, pos)
-                if not size and _may_complete(self.pending[pos:]):
+                if not size and may_complete(bytes(self.pending[pos:])):
                     break
                 pos += size or 1
             return self._take_bytes(pos)

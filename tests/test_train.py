@@ -4,7 +4,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bpe.byte_tokenizer import ByteTokenizer, train_bytes
+from bpe.byte_tokenizer import GPT4_PATTERN, ByteTokenizer, RegexWords, train_bytes
 from bpe.files import load_tokenizer, save_model
 from bpe.merges import get_stats, learn_merges, merge
 from bpe.tokenizer import SentencePieceTokenizer
@@ -107,7 +107,7 @@ def test_compression_within_3_percent_of_sentencepiece_trainer(tmp_path):
 def trained_bytes(tmp_path_factory):
     text = fixture_path("tinystories-valid-100.txt").read_text(encoding="utf-8")
     words = {}
-    for chunk in ByteTokenizer([]).split_re.findall(text):
+    for chunk in RegexWords(GPT4_PATTERN)(text):
         words[chunk] = words.get(chunk, 0) + 1
     tok = train_bytes(words, 600, special_tokens=["<|endoftext|>"])
     prefix = str(tmp_path_factory.mktemp("bytes") / "stories")

@@ -1,0 +1,91 @@
+"""Added tokens: strings cut out of the text whole, before any BPE, as Hugging Face does.
+
+`<|im_start|>`, `<|endoftext|>`, `<|eot_id|>` are added tokens. Each has flags:
+  special      a control token; with `special=False` encoding, its text is ordinary text
+  lstrip       swallows the whitespace on its left     rstrip   ... on its right
+  single_word  matches only when no word character touches it
+  normalized   matched in the normalized text (else in the raw text, before normalizing)
+Matching is leftmost-longest, left to right, never overlapping (HF's Aho-Corasick automaton).
+"""
+from dataclasses import dataclass
+
+import regex
+
+from .pipeline import WHITESPACE
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    """One added token and its flags."""
+    id: int
+    content: str
+    special: bool = False
+    lstrip: bool = False
+    rstrip: bool = False
+    single_word: bool = False
+    normalized: bool = False
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class AddedTokens:
+    """Cuts text at added tokens: `split(text)` gives [(text, None) or (None, id)] in order."""
+
+    def __init__(self, tokens: list[AddedToken], normalizer=None):
+        self.tokens = {t.content: t for t in tokens if t.content}
+        self.normalizer = normalizer
+        self.by_id = {t.id: t for t in tokens}
+        raw = [t.content for t in tokens if t.content and (not t.normalized or normalizer is None)]
+        norm = {(normalizer(t.content) if normalizer else t.content): t
+                for t in tokens if t.content and t.normalized and normalizer is not None}
+        self._raw = self._automaton(raw)
+        self._norm = self._automaton(list(norm))
+        self._norm_tokens = norm
+
+    @staticmethod
+    def _automaton(strings):
+        """A regex that finds the leftmost-longest of the strings (longest alternative first)."""
+        if not strings:
+            return None
+        return regex.compile("|".join(regex.escape(s) for s in sorted(set(strings), key=len, reverse=True)))
+
+    def split(self, text: str, *, special: bool) -> list[tuple[str | None, int | None]]:
+        """Cut text into stretches to encode (normalized already) and added-token ids."""
+        out = []
+        for piece, tid in self._find(text, self._raw, self.tokens, special):
+            if tid is not None:
+                out.append((None, tid))
+                continue
+            if self.normalizer:
+                piece = self.normalizer(piece)
+            out += self._find(piece, self._norm, self._norm_tokens, special) if self._norm else [(piece, None)]
+        return [(p, i) for p, i in out if i is not None or p]
+
+    @staticmethod
+    def _find(text, automaton, tokens, special):
+        if automaton is None:
+            return [(text, None)]
+        out, done = [], 0
+        for m in automaton.finditer(text):
+            token = tokens[m.group()]
+            start, stop = m.start(), m.end()
+            if token.special and not special:
+                continue
+            if token.single_word and ((start > 0 and _is_word_char(text[start - 1])) or
+                                      (stop < len(text) and _is_word_char(text[stop]))):
+                continue
+            if token.lstrip:
+                while start > done and text[start - 1] in WHITESPACE:
+                    start -= 1
+            if token.rstrip:
+                while stop < len(text) and text[stop] in WHITESPACE:
+                    stop += 1
+            if start > done:
+                out.append((text[done:start], None))
+            out.append((None, token.id))
+            done = stop
+        if done < len(text):
+            out.append((text[done:], None))
+        return out

@@ -1,0 +1,196 @@
+"""Byte-level BPE (GPT-2, Llama-3, SmolLM2, Qwen2, tiktoken): the second tokenizer family.
+
+What differs from SentencePiece (bpe/tokenizer.py), side by side:
+  spaces     SentencePiece writes "▁" in front of a word; here a space is just the byte 0x20,
+             shown as "Ġ" in the vocabulary (GPT-2's byte table, bpe/pipeline.py).
+  unknowns   SentencePiece falls back to <0xXX> byte pieces; here every text is bytes already,
+             so nothing is unknown (a byte with no token in the vocabulary is dropped, as HF does).
+  order      SentencePiece merges the pair whose joined piece scores highest; here the pair
+             with the lowest merge rank, leftmost on ties (the order the merges were learned).
+  chunks     a regex cuts the text first (bpe/patterns.py) and no merge crosses a cut.
+
+Encoding: added tokens are cut out whole (bpe/added_tokens.py), each stretch between them is
+normalized and pre-tokenized into chunks, each chunk is merged. Decoding joins the tokens' bytes
+and reads them as UTF-8, one U+FFFD per invalid stretch, exactly where HF puts it.
+"""
+import heapq
+
+from .added_tokens import AddedTokens
+from .pipeline import token_bytes
+from .stream import ByteStreamDecoder
+
+SHORT_CHUNK = 32           # chunks up to this many symbols use the simple rescanning loop
+CACHE_CHUNK = 64           # only chunks up to this many characters are cached ...
+CACHE_CHARS = 8_000_000    # ... and the cache is cleared once it holds this many characters
+
+
+class ByteLevelBPE:
+    """A byte-level BPE tokenizer: vocabulary, ranked merges, and the steps around them."""
+
+    add_bos = False  # whether the model's own settings put BOS in front (set by loaders)
+
+    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, ranks: list[int] | None = None,
+                 added: list = (),
+                 normalizer=None, pre_tokenizer=None, byte_level: bool = True, ignore_merges: bool = False,
+                 unk_token: str | None = None, fuse_unk: bool = False, prefix_ids=(), suffix_ids=(),
+                 source: str = "tokenizer"):
+        self.source = source
+        self.vocab = dict(vocab)
+        self.normalizer = normalizer
+        self.pre_tokenizer = pre_tokenizer
+        self.byte_level = byte_level
+        self.ignore_merges = ignore_merges
+        self.unk_id = self.vocab.get(unk_token) if unk_token is not None else None
+        self.fuse_unk = fuse_unk
+        # merges[(left id, right id)] = (rank, merged id); rank = position in the list unless given
+        self.merges: dict[tuple[int, int], tuple[int, int]] = {}
+        for k, (a, b) in enumerate(merges):
+            ids = (self.vocab.get(a), self.vocab.get(b), self.vocab.get(a + b))
+            if None in ids:
+                raise ValueError(f"merge {k} ({a[:20]!r} {b[:20]!r}) uses a token that is not in the vocabulary")
+            self.merges.setdefault(ids[:2], (ranks[k] if ranks else k, ids[2]))
+        self.added = AddedTokens(list(added), normalizer)
+        self.pieces: dict[int, str] = {i: t for t, i in self.vocab.items()}
+        self.pieces.update({t.id: t.content for t in added})
+        self.size = max(self.pieces, default=-1) + 1
+        to_bytes = token_bytes if byte_level else (lambda t: t.encode("utf-8"))
+        self.bytes_of = {i: to_bytes(t) for i, t in self.pieces.items()}
+        self.special_ids = {t.id for t in added if t.special}
+        self.prefix_ids, self.suffix_ids = list(prefix_ids), list(suffix_ids)
+        self.bos_id = self.prefix_ids[0] if self.prefix_ids else -1
+        self.eos_id = self.suffix_ids[-1] if self.suffix_ids else -1
+        self.stop_ids: set[int] = set()
+        self._cache: dict[str, list[int]] = {}
+        self._cached_chars = 0
+
+    # --- the interface shared with SentencePieceTokenizer (bpe/interface.py) ------------------
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest id (vocabulary and added tokens)."""
+        return self.size
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+        """Text to ids; with `special`, special tokens' text becomes their ids (HF's default)."""
+        ids = list(self.prefix_ids) if bos else []
+        for piece, tid in self.added.split(text, special=special):
+            if tid is not None:
+                ids.append(tid)
+                continue
+            chunks = self.pre_tokenizer([piece]) if self.pre_tokenizer else [piece]
+            for chunk in chunks:
+                ids += self.encode_chunk(chunk)
+        return ids + list(self.suffix_ids) if eos else ids
+
+    def encode_chunk(self, chunk: str) -> list[int]:
+        """One pre-tokenized chunk (in vocabulary characters) to ids, through the cache."""
+        hit = self._cache.get(chunk)
+        if hit is not None:
+            return hit
+        ids = self._merge(chunk)
+        if len(chunk) <= CACHE_CHUNK:
+            if self._cached_chars > CACHE_CHARS:
+                self._cache.clear()
+                self._cached_chars = 0
+            self._cache[chunk] = ids
+            self._cached_chars += len(chunk)
+        return ids
+
+    def decode(self, ids) -> str:
+        """Ids to text as HF's decode(skip_special_tokens=False): special tokens as their text."""
+        stream = self.stream_decoder()
+        return "".join([stream.feed(i) for i in ids]) + stream.flush()
+
+    def stream_decoder(self) -> ByteStreamDecoder:
+        """A decoder fed one id at a time that never splits a UTF-8 character."""
+        return ByteStreamDecoder(self._bytes_of_id)
+
+    def id_to_piece(self, i: int) -> str:
+        """The vocabulary's own string for an id ("Ġhello" for " hello")."""
+        self._bytes_of_id(i)
+        return self.pieces[i]
+
+    def piece_to_id(self, piece: str) -> int | None:
+        """The id of a vocabulary string (or added token), or None."""
+        hit = self.vocab.get(piece)
+        if hit is None and piece in self.added.tokens:
+            hit = self.added.tokens[piece].id
+        return hit
+
+    def is_control(self, i: int) -> bool:
+        """True for special tokens (they print as their text; generation output hides them)."""
+        return i in self.special_ids
+
+    def _bytes_of_id(self, i) -> bytes:
+        hit = self.bytes_of.get(i) if isinstance(i, int) else None
+        if hit is None:
+            raise ValueError(f"id {i!r} is not in the vocabulary of {self.source} ({self.size} ids)")
+        return hit
+
+    # --- merging --------------------------------------------------------------------------------
+    def _symbols(self, chunk: str) -> list[int]:
+        """The chunk's characters as ids; characters not in the vocabulary become <unk> or vanish."""
+        vocab = self.vocab
+        ids = [vocab.get(ch, self.unk_id) for ch in chunk]
+        if None in ids:
+            ids = [i for i in ids if i is not None]
+        if self.fuse_unk and self.unk_id is not None:
+            ids = [i for k, i in enumerate(ids) if not (i == self.unk_id and k and ids[k - 1] == i)]
+        return ids
+
+    def _merge(self, chunk: str) -> list[int]:
+        """BPE on one chunk: repeatedly merge the adjacent pair with the lowest rank, leftmost first."""
+        if self.ignore_merges and chunk in self.vocab:  # Llama-3: a whole chunk in the vocabulary wins
+            return [self.vocab[chunk]]
+        ids = self._symbols(chunk)
+        if len(ids) <= SHORT_CHUNK:
+            return self._merge_short(ids)
+        return self._merge_heap(ids)
+
+    def _merge_short(self, ids: list[int]) -> list[int]:
+        merges = self.merges
+        while len(ids) > 1:
+            best, at = None, -1
+            for k in range(len(ids) - 1):
+                hit = merges.get((ids[k], ids[k + 1]))
+                if hit is not None and (best is None or hit[0] < best[0]):  # strict: leftmost wins ties
+                    best, at = hit, k
+            if best is None:
+                break
+            ids[at:at + 2] = [best[1]]
+        return ids
+
+    def _merge_heap(self, ids: list[int]) -> list[int]:
+        """The same order with a heap of (rank, position) and a linked list: O(n log n)."""
+        n, merges = len(ids), self.merges
+        nxt, prev = list(range(1, n + 1)), list(range(-1, n - 1))
+        nxt[-1] = -1
+        alive = [True] * n
+        heap = []
+        for k in range(n - 1):
+            hit = merges.get((ids[k], ids[k + 1]))
+            if hit:
+                heap.append((hit[0], k, hit[1]))
+        heapq.heapify(heap)
+        while heap:
+            rank, k, new = heapq.heappop(heap)
+            right = nxt[k]
+            if not alive[k] or right < 0:
+                continue
+            hit = merges.get((ids[k], ids[right]))
+            if hit is None or hit[1] != new:  # stale: a neighbour changed since this was pushed
+                continue
+            ids[k], alive[right] = new, False
+            nxt[k] = nxt[right]
+            if nxt[k] >= 0:
+                prev[nxt[k]] = k
+            for a, b in ((prev[k], k), (k, nxt[k])):
+                if a >= 0 and b >= 0:
+                    hit = merges.get((ids[a], ids[b]))
+                    if hit:
+                        heapq.heappush(heap, (hit[0], a, hit[1]))
+        out, k = [], 0
+        while k >= 0:
+            out.append(ids[k])
+            k = nxt[k]
+        return out
+

@@ -1,0 +1,45 @@
+"""The one tokenizer interface: what `model/` and the CLI may use, whichever family a file holds.
+
+Both families implement it: `SentencePieceTokenizer` (bpe/tokenizer.py: Llama-2, TinyLlama) and
+`ByteLevelBPE` (bpe/bytelevel.py: GPT-2, Llama-3, SmolLM2, Qwen2, tiktoken files). Code outside
+`bpe/` never asks which one it holds. `load_tokenizer` (bpe/files.py) reads any supported file.
+"""
+from typing import Protocol
+
+
+class StreamDecoder(Protocol):
+    """Decodes ids one at a time; never returns half a UTF-8 character."""
+
+    def feed(self, i: int) -> str:
+        """Take one id; return the text that is now final."""
+
+    def flush(self) -> str:
+        """Return the text still held back."""
+
+
+class Tokenizer(Protocol):
+    """Text <-> ids, with the model's special ids."""
+
+    bos_id: int          # -1 when the vocabulary has none
+    eos_id: int          # -1 when the vocabulary has none
+    add_bos: bool        # whether the model's own settings put BOS in front of a prompt
+    stop_ids: set[int]   # ids that end an answer (EOS, end of turn)
+
+    @property
+    def vocab_size(self) -> int:
+        """One more than the largest id."""
+
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+        """Text to ids; `special`: special tokens' text becomes their ids; `bos`/`eos` add them."""
+
+    def decode(self, ids) -> str:
+        """Ids to text (ValueError for an id out of range)."""
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A decoder for ids that arrive one at a time."""
+
+    def id_to_piece(self, i: int) -> str:
+        """The vocabulary's own string for an id."""
+
+    def is_control(self, i: int) -> bool:
+        """True for special/control tokens (generated output does not print them)."""

