@@ -160,34 +160,62 @@ class ByteLevelBPE:
         return ids
 
     def _merge_heap(self, ids: list[int]) -> list[int]:
-        """The same order with a heap of (rank, position) and a linked list: O(n log n)."""
+        """The same order for long chunks: O(n log n) with a linked list and buckets of positions.
+
+        A heap of (rank, position) gives the order; we keep one bucket of positions per rank and a
+        heap of the ranks only. All pairs of the lowest rank merge left to right; a merge never
+        makes a pair of its own rank, and a lower one (possible only in odd vocabularies) sends
+        the rest of the bucket back to wait its turn, so the order stays exactly the heap's.
+        """
         n, merges = len(ids), self.merges
         nxt, prev = list(range(1, n + 1)), list(range(-1, n - 1))
         nxt[-1] = -1
-        alive = [True] * n
-        heap = []
+        buckets: dict[int, list[int]] = {}
         for k in range(n - 1):
             hit = merges.get((ids[k], ids[k + 1]))
             if hit:
-                heap.append((hit[0], k, hit[1]))
-        heapq.heapify(heap)
-        while heap:
-            rank, k, new = heapq.heappop(heap)
-            right = nxt[k]
-            if not alive[k] or right < 0:
-                continue
-            hit = merges.get((ids[k], ids[right]))
-            if hit is None or hit[1] != new:  # stale: a neighbour changed since this was pushed
-                continue
-            ids[k], alive[right] = new, False
-            nxt[k] = nxt[right]
-            if nxt[k] >= 0:
-                prev[nxt[k]] = k
-            for a, b in ((prev[k], k), (k, nxt[k])):
-                if a >= 0 and b >= 0:
-                    hit = merges.get((ids[a], ids[b]))
+                buckets.setdefault(hit[0], []).append(k)
+        ranks = list(buckets)
+        heapq.heapify(ranks)
+
+        def add(rank, k):
+            bucket = buckets.get(rank)
+            if bucket is None:
+                buckets[rank] = [k]
+                heapq.heappush(ranks, rank)
+            else:
+                bucket.append(k)
+
+        while ranks:
+            rank = heapq.heappop(ranks)
+            todo = sorted(buckets.pop(rank))
+            for at, k in enumerate(todo):
+                right = nxt[k]
+                if ids[k] < 0 or right < 0:
+                    continue
+                hit = merges.get((ids[k], ids[right]))
+                if hit is None or hit[0] != rank:  # stale: a neighbour changed since it was filed
+                    continue
+                new = ids[k] = hit[1]
+                ids[right] = -1
+                after = nxt[k] = nxt[right]
+                lower = False
+                if after >= 0:
+                    prev[after] = k
+                    hit = merges.get((new, ids[after]))
                     if hit:
-                        heapq.heappush(heap, (hit[0], a, hit[1]))
+                        add(hit[0], k)
+                        lower = hit[0] < rank
+                before = prev[k]
+                if before >= 0:
+                    hit = merges.get((ids[before], new))
+                    if hit:
+                        add(hit[0], before)
+                        lower = lower or hit[0] < rank
+                if lower:  # a lower rank appeared: it goes first, the rest of this bucket waits
+                    for rest in todo[at + 1:]:
+                        add(rank, rest)
+                    break
         out, k = [], 0
         while k >= 0:
             out.append(ids[k])

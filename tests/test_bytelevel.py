@@ -223,3 +223,24 @@ def test_hand_derived_byte_table():
     assert BYTE_TO_CHAR[ord(" ")] == "Ġ" and BYTE_TO_CHAR[ord("\n")] == "Ċ" and BYTE_TO_CHAR[ord("A")] == "A"
     assert to_byte_chars(" é") == "ĠÃ©"  # é is C3 A9: both printable Latin-1, so themselves
     assert len(set(BYTE_TO_CHAR.values())) == 256 and unicodedata.category(BYTE_TO_CHAR[0]) != "Cc"
+
+
+def test_long_chunks_equal_hf(trained):
+    """Chunks longer than the short loop's limit take the bucketed heap path (and 1 MB stays linear)."""
+    import random
+    name, ours, hf = trained
+    rng = random.Random(0)
+    texts = ["a" * 1000, "ab" * 300, "the" * 200, "7" * 500, "😀" * 100,
+             "".join(rng.choice("etaoinshrdlu") for _ in range(3000)),
+             "".join(rng.choice("thequickbrownfox") for _ in range(777))]
+    for text in texts:
+        assert ours.encode(text) == hf_ids(hf, text, False), (name, text[:30])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=st.text(st.sampled_from("abcdehilnorst "), min_size=2, max_size=120))
+def test_short_and_long_merge_loops_agree(trained, word):
+    from bpe.pipeline import to_byte_chars
+    _, ours, _ = trained
+    symbols = ours._symbols(to_byte_chars(word))
+    assert ours._merge_short(list(symbols)) == ours._merge_heap(list(symbols))

@@ -104,3 +104,81 @@ def test_encode_reads_bytes_like_spm(llama_model_path, tmp_path):
     res = run("encode", "--model", str(llama_model_path), str(path))
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == [" ".join(map(str, sp.encode(line))) for line in data.split(b"\n")[:-1]]
+
+
+# --- byte-level vocabularies through the CLI ----------------------------------------------------
+@pytest.fixture(scope="module")
+def smollm2_json():
+    from conftest import smollm2_tokenizer_json
+    return smollm2_tokenizer_json()
+
+
+def test_encode_decode_byte_level_like_hf(smollm2_json):
+    from tokenizers import Tokenizer
+    hf = Tokenizer.from_file(str(smollm2_json))
+    text = "Hello  world <|im_start|>user\n42 digits 😀 \t tabs\n\n"
+    lines = text.split("\n")[:-1]
+    for flags, special in [([], False), (["--special"], True)]:
+        res = run("encode", "--model", str(smollm2_json), *flags, stdin=text)
+        assert res.returncode == 0, res.stderr
+        hf.encode_special_tokens = not special
+        assert res.stdout.split("\n")[:-1] == [" ".join(map(str, hf.encode(s, add_special_tokens=False).ids)) for s in lines]
+    pieces = run("encode", "--model", str(smollm2_json), "--output-format", "piece", stdin=" hello world\n")
+    assert pieces.stdout == "Ġhello Ġworld\n"
+    ids = "1 9906 2 216 55 217 243 10\n"  # includes special ids and a lone byte token
+    dec = run("decode", "--model", str(smollm2_json), stdin=ids)
+    assert dec.stdout == hf.decode([int(i) for i in ids.split()], skip_special_tokens=False) + "\n"
+    back = run("decode", "--model", str(smollm2_json), "--input-format", "piece", stdin="Ġhello Ġworld\n")
+    assert back.stdout == " hello world\n"
+
+
+def test_bos_note_when_the_tokenizer_has_none(smollm2_json):
+    res = run("encode", "--model", str(smollm2_json), "--bos", stdin="hi\n")
+    assert res.returncode == 0 and "defines no token for --bos" in res.stderr
+
+
+def test_rank_file_through_the_cli(tmp_path):
+    import base64
+    tiktoken = pytest.importorskip("tiktoken")
+    ranks = {bytes([b]): b for b in range(256)}
+    for word in [b"th", b"the", b" t", b" the", b"he", b"in", b"ing"]:
+        ranks[word] = len(ranks)
+    path = tmp_path / "ranks.tiktoken"
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {r}\n" for t, r in ranks.items()))
+    from bpe.patterns import GPT2
+    ref = tiktoken.Encoding(name="t", pat_str=GPT2, mergeable_ranks=ranks, special_tokens={})
+    res = run("encode", "--model", str(path), "--pattern", "gpt2", stdin="the thing in the\n")
+    assert res.stdout == " ".join(map(str, ref.encode_ordinary("the thing in the"))) + "\n"
+    assert_clean_error(run("encode", "--model", str(path), stdin="x\n"), "--pattern")
+    assert_clean_error(run("encode", "--model", str(path), "--pattern", "nope", stdin="x\n"), "nope")
+    path.write_text(path.read_text() + "not base64!! x\n")
+    assert_clean_error(run("encode", "--model", str(path), "--pattern", "gpt2", stdin="x\n"), "line 264")
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"model": {"type": "Unigram", "vocab": []}}, ["Unigram"]),
+    ({"model": {"type": "WordPiece", "vocab": {}}}, ["WordPiece"]),
+    ({"model": {"type": "BPE", "vocab": {"a": "1"}, "merges": []}}, ["id of 'a'"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 1.5}, "merges": []}}, ["id of 'a'"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}, "pre_tokenizer": {"type": "ByteLevel"}},
+     ["merges[0]"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel"}},
+     ["not in the vocabulary"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": ["x"]}, ["added_tokens[0]"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": "x"}, ["normalizer"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "BertPreTokenizer"}},
+     ["BertPreTokenizer"]),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Precompiled"}},
+     ["Precompiled"]),
+])
+def test_bad_tokenizer_json(tmp_path, spec, words):
+    import json
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(spec))
+    assert_clean_error(run("encode", "--model", str(path), stdin="a\n"), str(path), *words)
+
+
+def test_byte_level_decode_rejects_bad_ids(smollm2_json):
+    assert_clean_error(run("decode", "--model", str(smollm2_json), stdin="1 99999999\n"), "99999999")
+    for bad in ["٣", "1_000", "+15", "-1"]:
+        assert_clean_error(run("decode", "--model", str(smollm2_json), stdin=f"{bad}\n"), repr(bad))
