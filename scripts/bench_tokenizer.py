@@ -4,6 +4,8 @@
   encode, Llama-2 vocab, tinyshakespeare line by line: our throughput / SentencePiece's (goal >= 0.5)
   encode, the whole file as one string:               our throughput / SentencePiece's (goal >= 1.0)
   train, sentencepiece style, vocab 4096:              our time / HF tokenizers' BpeTrainer time (goal <= 5)
+  byte-level, SmolLM2's tokenizer.json, line by line:  our throughput / HF tokenizers' (goal >= 1, floor 0.3)
+  byte-level, 1 MB of one letter / of digits:          our time / our time on 1 MB of English (goal <= 3)
 
 Needs sentencepiece (and tokenizers for the training reference). Fixtures from ../shared/fixtures
 or $TINYLLAMA_FIXTURES. Each timing is the best of --repeat runs.
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("RAYON_NUM_THREADS", "1")  # HF tokenizers on one thread, as we are
 sys.path.insert(0, str(ROOT))
 
 from bpe.tokenizer import SentencePieceTokenizer  # noqa: E402
@@ -77,6 +80,7 @@ def main() -> int:
     print(f"encode whole file   : ours {mb / ours_w:6.2f} MB/s, sentencepiece {mb / ref_w:6.2f} MB/s, "
           f"ratio {ref_w / ours_w:.2f}x (goal >= 1.0)")
 
+    byte_level(lines, text, args.repeat)
     repeat = max(1, args.repeat // 2)
     ours_t = best_time(lambda: train_sentencepiece([corpus], 4096), repeat)
     try:
@@ -97,6 +101,43 @@ def main() -> int:
     print(f"train vocab 4096    : ours {ours_t:.2f} s, HF tokenizers {hf_t:.2f} s, "
           f"ratio {ours_t / hf_t:.2f}x our time (goal <= 5)")
     return 0
+
+
+def byte_level(lines: list[str], text: str, repeat: int) -> None:
+    """SmolLM2's byte-level tokenizer against HF tokenizers, interleaved; and the linearity check."""
+    from bpe.files import load_tokenizer
+    from model.smollm2 import cache_dir
+    path = cache_dir() / "smollm2-tokenizer.json"
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        print("byte-level          : skipped (pip install tokenizers)")
+        return
+    if not path.exists():
+        print(f"byte-level          : skipped ({path} missing: run scripts/make_fixtures.py)")
+        return
+    hf = Tokenizer.from_file(str(path))
+    ratios = []
+    for _ in range(repeat):  # interleaved: ours, HF, ours, HF ... (a fresh tokenizer: empty cache)
+        tok = load_tokenizer(path)
+        t = time.perf_counter()
+        for s in lines:
+            tok.encode(s)
+        ours = time.perf_counter() - t
+        t = time.perf_counter()
+        for s in lines:
+            hf.encode(s, add_special_tokens=False)
+        ratios.append((time.perf_counter() - t) / ours)
+    ratios.sort()
+    print(f"byte-level lines    : ratio {ratios[len(ratios) // 2]:.2f}x HF tokenizers' throughput "
+          f"(median of {repeat}; goal >= 1, floor 0.3)")
+    english = text.encode()[:1_000_000].decode("utf-8", "ignore")
+    for name, sample in [("one letter", "a" * 1_000_000), ("digits", "1234567890" * 100_000)]:
+        pair = []
+        for _ in range(max(1, repeat // 2)):
+            a, b = load_tokenizer(path), load_tokenizer(path)  # fresh caches for both
+            pair.append(best_time(lambda: a.encode(sample), 1) / best_time(lambda: b.encode(english), 1))
+        print(f"1 MB of {name:<11} : {min(pair):.2f}x the time of 1 MB of English (goal <= 3)")
 
 
 if __name__ == "__main__":
