@@ -9,6 +9,7 @@ import tempfile
 
 from .byte_tokenizer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
+from .gguf_vocab import tokenizer_from_gguf
 from .model_file import ModelFileError, ModelProto, read_model_bytes
 from .tiktoken_file import load_rank_file, looks_like_rank_file
 from .tokenizer import SentencePieceTokenizer
@@ -19,6 +20,8 @@ def load_tokenizer(path, *, pattern: str | None = None):
 
     `pattern` names the regex of a tiktoken rank file (bpe/patterns.py); other kinds refuse it.
     """
+    if read_model_bytes(path, limit=4) == b"GGUF":
+        return load_gguf_tokenizer(path, pattern)
     data = read_model_bytes(path)
     if looks_like_rank_file(data):
         return load_rank_file(path, pattern, data)
@@ -36,6 +39,18 @@ def load_tokenizer(path, *, pattern: str | None = None):
     except ModelFileError as e:
         raise ModelFileError(f"{path}: {e}") from None
     return SentencePieceTokenizer(proto, source=str(path))
+
+
+def load_gguf_tokenizer(path, pattern=None):
+    """The tokenizer inside a GGUF file; the whole file's header is checked first."""
+    from model.gguf import GGUFError, GGUFFile  # the container reader lives with the model
+    if pattern is not None:
+        raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; a GGUF file names its own")
+    try:
+        meta = GGUFFile(path).metadata
+    except GGUFError as e:
+        raise ModelFileError(str(e)) from None
+    return tokenizer_from_gguf(meta, str(path))
 
 
 def write_atomic(path, data: bytes) -> None:

@@ -14,7 +14,7 @@ import json
 
 from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
-from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, ModelFileError, ModelProto
+from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
 from .tokenizer import SPACE, SentencePieceTokenizer
 
@@ -179,6 +179,13 @@ def _sentencepiece(model, vocab, merges, added, spec, source) -> SentencePieceTo
         else:
             typ = NORMAL
         proto.add_piece(piece, -float(first_rank.get(piece, len(merges))), typ)
+    # added tokens beyond the vocabulary (a fine-tune's <pad>) get their ids, as HF gives them
+    extra = sorted((t for t in added if t.id >= n), key=lambda t: t.id)
+    for k, t in enumerate(extra):
+        if t.id != n + k:
+            raise SpecError(f"added token {t.content!r} has id {t.id}; ids after the vocabulary must follow "
+                            f"on from {n} without gaps")
+        proto.add_piece(t.content, 0.0, CONTROL if t.special else USER_DEFINED)
     proto.trainer.update(model_type=2, byte_fallback=bool(model.get("byte_fallback")), vocab_size=n)
     pre = spec.get("pre_tokenizer") if isinstance(spec.get("pre_tokenizer"), dict) else {}
     prepend = any(x.get("type") == "Prepend" for x in _flatten(spec.get("normalizer"))) or \

@@ -150,11 +150,11 @@ def _write_spec(fields: dict, spec: dict) -> bytes:
     return bytes(out)
 
 
-def read_model_bytes(path) -> bytes:
-    """The bytes of a model file; ModelFileError naming the file if it cannot be read."""
+def read_model_bytes(path, limit: int = -1) -> bytes:
+    """The bytes of a model file (the first `limit` only, if given); ModelFileError naming the file."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(limit)
     except OSError as e:
         raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
 

@@ -1,0 +1,134 @@
+"""From a GGUF file to our model: the one table of names, the config, and the q/k un-permutation.
+
+GGUF names tensors as llama.cpp does (`blk.3.attn_q.weight`); we use Hugging Face's names
+(`model.layers.3.self_attn.q_proj.weight`), so everything after loading is shared with the
+safetensors path. The config comes from the `<arch>.*` metadata keys.
+
+subtle: llama.cpp's converter permutes the rows of q and k (for Llama-architecture files) so
+that its rotary code can rotate adjacent pairs (x0, x1), (x2, x3), ... Hugging Face's rotary
+code rotates halves (x_i, x_{i+E/2}). We undo the permutation at load: within each head, the
+rows come interleaved as [r0, r_{E/2}, r1, r_{E/2+1}, ...] and go back to [r0, r1, ..., r_{E/2}, ...].
+With grouped-query attention k has K heads, not H: the permutation used K, so must we. Forget
+this and the model loads, runs, and talks nonsense: the classic broken export.
+"""
+import numpy as np
+
+from .config import ConfigError, LlamaConfig
+from .gguf import GGUFError, GGUFFile
+from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
+from .weights import WeightsError, expected_shapes, new_float32
+
+ARCHITECTURES = {"llama"}  # GGUF general.architecture values we run
+
+# GGUF name -> Hugging Face name; {i} is the layer
+NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+    "blk.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
+    "blk.{i}.attn_q.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "blk.{i}.attn_k.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "blk.{i}.attn_v.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "blk.{i}.attn_output.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "blk.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blk.{i}.ffn_gate.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
+}
+IGNORED = {"rope_freqs.weight"}  # recomputed from the config
+
+
+def hf_name(gguf_name: str) -> str | None:
+    """The Hugging Face name of a GGUF tensor name, or None if the table has no entry."""
+    parts = gguf_name.split(".")
+    if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit():
+        template = NAMES.get(".".join(["blk", "{i}"] + parts[2:]))
+        return template.format(i=int(parts[1])) if template else None
+    return NAMES.get(gguf_name)
+
+
+def config_from_metadata(g: GGUFFile) -> LlamaConfig:
+    """The model config from the `<arch>.*` keys; unsupported architectures refused by name."""
+    meta, source = g.metadata, str(g.path)
+    arch = meta.get("general.architecture")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{source}: architecture {arch!r} is not supported (supported: {', '.join(sorted(ARCHITECTURES))})")
+
+    def get(key, kind, default=None):
+        value = meta.get(f"{arch}.{key}", default)
+        if value is None:
+            raise ConfigError(f"{source}: metadata {arch}.{key} is missing")
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(f"{source}: metadata {arch}.{key} must be a number, got {value!r}")
+        return value
+
+    hidden, heads = get("embedding_length", int), get("attention.head_count", int)
+    if heads <= 0:
+        raise ConfigError(f"{source}: metadata {arch}.attention.head_count must be positive, got {heads}")
+    tokens = meta.get("tokenizer.ggml.tokens")
+    vocab = meta.get(f"{arch}.vocab_size", len(tokens) if isinstance(tokens, list) else None)
+    embed = g.tensors.get("token_embd.weight")
+    if vocab is None and embed is not None:
+        vocab = embed.shape[0]
+    fields = dict(
+        hidden_size=hidden, intermediate_size=get("feed_forward_length", int),
+        num_hidden_layers=get("block_count", int), num_attention_heads=heads,
+        num_key_value_heads=get("attention.head_count_kv", int, heads),
+        head_dim=get("attention.key_length", int, hidden // heads),
+        vocab_size=vocab if isinstance(vocab, int) else 0,
+        max_position_embeddings=get("context_length", int),
+        rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", (int, float))),
+        rope_theta=float(get("rope.freq_base", (int, float), 10000.0)),
+        tie_word_embeddings="output.weight" not in g.tensors,
+        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"))
+    try:
+        return LlamaConfig(**fields)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
+    """Undo llama.cpp's rotary row permutation of q or k: [heads * E, D], per head
+    rows [0, E/2, 1, E/2 + 1, ...] -> [0, 1, ..., E - 1]."""
+    rows, cols = w.shape
+    return w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+
+def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
+    """Every tensor as float32 by Hugging Face name, checked against the config's shapes."""
+    shapes = expected_shapes(cfg)
+    names = {}
+    for name, info in g.tensors.items():
+        if name in IGNORED:
+            continue
+        ours = hf_name(name)
+        if ours is None or ours not in shapes:
+            raise WeightsError(f"{g.path}: unexpected tensor {name}")
+        if info.type not in TYPES:
+            kind = KNOWN_UNSUPPORTED[info.type].name
+            raise WeightsError(f"{g.path}: tensor {name} has type {kind}, which we cannot dequantize")
+        if info.shape != shapes[ours]:
+            raise WeightsError(f"{g.path}: tensor {name} has shape {list(info.shape)}, expected {list(shapes[ours])}")
+        names[ours] = info
+    missing = [n for n in shapes if n not in names]
+    if missing:
+        raise WeightsError(f"{g.path}: missing {len(missing)} tensors, e.g. {missing[0]}")
+    weights, buf = {}, bytearray(max(i.nbytes for i in names.values()))
+    for ours, info in names.items():
+        raw = memoryview(g.tensor_bytes(info, buf))[:info.nbytes]
+        w = new_float32(info.shape)
+        w[...] = dequantize(raw, info.type, info.shape)
+        if ours.endswith("q_proj.weight"):
+            w[...] = unpermute(w, cfg.num_attention_heads)
+        elif ours.endswith("k_proj.weight"):
+            w[...] = unpermute(w, cfg.num_key_value_heads)
+        weights[ours] = w
+    return weights
+
+
+def open_gguf(path) -> GGUFFile:
+    """Parse a GGUF header (GGUFError naming the file on any problem)."""
+    return GGUFFile(path)
+
+
+__all__ = ["GGUFError", "config_from_metadata", "load_gguf_weights", "open_gguf", "unpermute", "hf_name"]
