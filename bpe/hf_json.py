@@ -65,10 +65,12 @@ def from_spec(spec, source: str):
         raise SpecError("neither byte-level (no ByteLevel pre_tokenizer) nor SentencePiece-style ('▁') BPE")
     prefix, suffix = _post_processor(spec.get("post_processor"), vocab, added)
     unk = model.get("unk_token")
-    return ByteLevelBPE(vocab, merges, added=added, normalizer=normalizer, pre_tokenizer=pre,
-                        ignore_merges=bool(model.get("ignore_merges", False)),
-                        unk_token=unk if isinstance(unk, str) else None, fuse_unk=bool(model.get("fuse_unk")),
-                        prefix_ids=prefix, suffix_ids=suffix, source=source)
+    tok = ByteLevelBPE(vocab, merges, added=added, normalizer=normalizer, pre_tokenizer=pre,
+                       ignore_merges=bool(model.get("ignore_merges", False)),
+                       unk_token=unk if isinstance(unk, str) else None, fuse_unk=bool(model.get("fuse_unk")),
+                       prefix_ids=prefix, suffix_ids=suffix, source=source)
+    tok.add_bos = bool(prefix)  # HF puts BOS in front exactly when the post-processor does
+    return tok
 
 
 def _sentencepiece_style(spec) -> bool:

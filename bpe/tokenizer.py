@@ -62,6 +62,7 @@ class SentencePieceTokenizer:
         self.unk_id = unknowns[0]
         self.bos_id = self._control_id(proto.trainer["bos_piece"])
         self.eos_id = self._control_id(proto.trainer["eos_piece"])
+        self.stop_ids = {self.eos_id} if self.eos_id >= 0 else set()  # ids that end an answer
         self.byte_ids = [self.piece_to_id(f"<0x{b:02X}>") for b in range(256)]
         if self.byte_fallback and any(self.types[i] != BYTE for i in self.byte_ids):
             raise ModelFileError(f"{source}: byte_fallback is on but the 256 <0xXX> byte pieces are missing")
@@ -101,11 +102,6 @@ class SentencePieceTokenizer:
     def vocab_size(self) -> int:
         """Number of pieces (ids are 0 .. vocab_size-1)."""
         return len(self.pieces)
-
-    @property
-    def stop_ids(self) -> set[int]:
-        """Ids that end a generated answer: EOS."""
-        return {self.eos_id} if self.eos_id >= 0 else set()
 
     def is_control(self, i: int) -> bool:
         """True for control pieces (<s>, </s>): they decode to nothing."""

@@ -1,31 +1,131 @@
-"""TinyLlama-Chat's conversation format (the `chat_template` of its tokenizer_config.json).
+"""Chat templates: each model's own conversation format, rendered as transformers renders it.
 
-    <|system|>\n{system}</s>\n<|user|>\n{prompt}</s>\n<|assistant|>\n
+A chat model was trained on conversations laid out one exact way. The layout ships with the
+model as a Jinja template: `tokenizer.chat_template` in a GGUF, `chat_template` in
+tokenizer_config.json or `chat_template.jinja` in a folder. SmolLM2 (ChatML) renders
 
-`<|system|>`, `<|user|>`, `<|assistant|>` are plain text (several ordinary pieces each); only
-`</s>` is special: it is the EOS token (id 2), never the text "</s>". The rendered string is
-tokenized with BOS in front and `</s>` pulled out as its id; the text between two special
-tokens is encoded on its own, as Hugging Face's tokenizer does (so after each `</s>` the
-"\n" gets the dummy-prefix "▁" piece, exactly as TinyLlama saw it in training).
+    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n
+
+The rendered text is tokenized with special-token text as ids (`<|im_start|>` is one token, never
+the characters), and BOS goes in front only when the tokenizer's settings ask for it and the
+template did not already write it. Models without a template get TinyLlama-Chat's (Zephyr's):
+
+    <|system|>\\n{system}</s>\\n<|user|>\\n{prompt}</s>\\n<|assistant|>\\n
+
+Templates are data from a file, so they run in jinja2's immutable sandbox with limits on template
+size, output size and time; a template that reaches for Python internals fails with ChatTemplateError.
 """
+import time
+from datetime import datetime
 
-ROLES = ("system", "user", "assistant")
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# the chat_template of TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json
+TINYLLAMA_TEMPLATE = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] "
+    "+ eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}"
+    "\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+MAX_TEMPLATE_CHARS = 256 << 10
+MAX_OUTPUT_CHARS = 4 << 20
+MAX_SECONDS = 5.0
+MAX_REPEAT = 1 << 20  # the longest string or list a template may build with * or **
+
+
+class ChatTemplateError(ValueError):
+    """A chat template that is malformed, unsafe, or too large or slow to render."""
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with `*` and `**` checked so a template cannot build huge values."""
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise jinja2.sandbox.SecurityError("exponent too large")
+        if operator == "*" and isinstance(right, int) and isinstance(left, (str, list, tuple)) and \
+                len(left) * right > MAX_REPEAT:
+            raise jinja2.sandbox.SecurityError("repetition too large")
+        if operator == "*" and isinstance(left, int) and isinstance(right, (str, list, tuple)) and \
+                len(right) * left > MAX_REPEAT:
+            raise jinja2.sandbox.SecurityError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _raise(message):
+    raise ChatTemplateError(f"the chat template refused the conversation: {message}")
+
+
+class ChatFormat:
+    """A compiled chat template plus the token strings it refers to (bos_token, eos_token, ...)."""
+
+    def __init__(self, template: str, *, tokens: dict[str, str], source: str = "chat template"):
+        if not isinstance(template, str):
+            raise ChatTemplateError(f"{source}: the chat template is not a string")
+        if len(template) > MAX_TEMPLATE_CHARS:
+            raise ChatTemplateError(f"{source}: the chat template is larger than {MAX_TEMPLATE_CHARS} characters")
+        self.source, self.tokens = source, dict(tokens)
+        env = _Environment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
+        try:
+            self.template = env.from_string(template)
+        except (jinja2.TemplateError, RecursionError, MemoryError) as e:
+            raise ChatTemplateError(f"{source}: the chat template does not parse ({_first_line(e)})") from None
+
+    def render(self, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
+        """The conversation as text, exactly as the template lays it out."""
+        context = dict(self.tokens, messages=messages, add_generation_prompt=add_generation_prompt, tools=None)
+        out, size, start = [], 0, time.monotonic()
+        try:
+            for chunk in self.template.generate(**context):
+                out.append(chunk)
+                size += len(chunk)
+                if size > MAX_OUTPUT_CHARS:
+                    raise ChatTemplateError(f"{self.source}: the chat template wrote more than {MAX_OUTPUT_CHARS} characters")
+                if time.monotonic() - start > MAX_SECONDS:
+                    raise ChatTemplateError(f"{self.source}: the chat template took longer than {MAX_SECONDS} s")
+        except ChatTemplateError as e:
+            raise ChatTemplateError(str(e) if str(e).startswith(self.source) else f"{self.source}: {e}") from None
+        except (jinja2.TemplateError, RecursionError, MemoryError, ArithmeticError, TypeError, ValueError,
+                AttributeError, KeyError, IndexError, OverflowError) as e:
+            raise ChatTemplateError(f"{self.source}: the chat template failed ({type(e).__name__}: "
+                                    f"{_first_line(e)})") from None
+        return "".join(out)
+
+    def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
+        """Token ids of a conversation: the rendered text with special tokens as ids, BOS as configured."""
+        ids = tokenizer.encode(self.render(messages, add_generation_prompt=add_generation_prompt), special=True)
+        if tokenizer.add_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
+            ids = [tokenizer.bos_id] + ids
+        return ids
+
+
+def _first_line(e) -> str:
+    text = str(e).strip()
+    return (text.splitlines() or [type(e).__name__])[0][:200]
+
+
+def default_format(tokenizer) -> ChatFormat:
+    """TinyLlama-Chat's format, for models that ship no template of their own."""
+    return ChatFormat(TINYLLAMA_TEMPLATE, tokens=special_token_strings(tokenizer), source="TinyLlama's chat template")
+
+
+def special_token_strings(tokenizer) -> dict[str, str]:
+    """bos_token / eos_token as the template sees them: the tokens' own text."""
+    out = {}
+    for name, i in (("bos_token", tokenizer.bos_id), ("eos_token", tokenizer.eos_id)):
+        if i is not None and i >= 0:
+            out[name] = tokenizer.id_to_piece(i)
+    return out
+
+
+def encode_chat(tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
+    """Token ids of a conversation in TinyLlama's format (BOS, then the template, `</s>` as the EOS id)."""
+    return default_format(tokenizer).encode(tokenizer, messages, add_generation_prompt=add_generation_prompt)
 
 
 def render_chat(messages: list[dict], *, add_generation_prompt: bool = True, eos_token: str = "</s>") -> str:
     """Render messages [{"role", "content"}] exactly as TinyLlama's chat template does."""
-    out = []
-    for m in messages:
-        if m["role"] not in ROLES:
-            raise ValueError(f"unknown chat role {m['role']!r} (expected one of {', '.join(ROLES)})")
-        out.append(f"<|{m['role']}|>\n{m['content']}{eos_token}\n")
-    if add_generation_prompt:
-        out.append("<|assistant|>\n")
-    return "".join(out)
-
-
-def encode_chat(tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
-    """Token ids of a conversation: BOS, then the rendered template with `</s>` as the EOS id."""
-    text = render_chat(messages, add_generation_prompt=add_generation_prompt,
-                       eos_token=tokenizer.pieces[tokenizer.eos_id])
-    return tokenizer.encode_with_special(text, bos=True)
+    fmt = ChatFormat(TINYLLAMA_TEMPLATE, tokens={"eos_token": eos_token, "bos_token": "<s>"})
+    return fmt.render(messages, add_generation_prompt=add_generation_prompt)

@@ -58,10 +58,11 @@ def check_prompt(model, prompt: list[int]) -> None:
 
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-             stop_ids=(), stats: Stats | None = None, reuse: int = 0):
+             stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
-    `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept.
+    `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
+    ids below `limit` are sampled (a model may have padding rows the tokenizer has no ids for).
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -81,7 +82,7 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     finally:  # also when Ctrl-C stops the prefill: the time spent is still true
         stats.prefill_s = time.perf_counter() - t
     for step in range(max_new_tokens):
-        token = sample(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
+        token = sample(logits[:limit], rng, temperature=temperature, top_k=top_k, top_p=top_p)
         stats.generated_tokens += 1
         yield token
         if token in stop_ids or step == max_new_tokens - 1:

@@ -86,6 +86,26 @@ class GGUFFile:
         except UnicodeDecodeError:
             self._fail(f"{what} is not valid UTF-8 (at byte {self.pos - n})")
 
+    def _strings(self, count: int, key: str) -> list[str]:
+        """`count` strings in a row (the vocabulary: tens of thousands), each bounded like _string."""
+        data, pos, size, out = self._map, self.pos, self.size, []
+        length = struct.Struct("<Q").unpack_from
+        try:
+            for _ in range(count):
+                if size - pos < 8:
+                    break
+                (n,) = length(data, pos)
+                if n > size - pos - 8:
+                    break
+                out.append(data[pos + 8:pos + 8 + n].decode("utf-8"))
+                pos += 8 + n
+        except UnicodeDecodeError:
+            self._fail(f"an element of {key} is not valid UTF-8 (at byte {pos + 8})")
+        if len(out) < count:
+            self._fail(f"truncated or corrupted in the strings of {key} (at byte {pos})")
+        self.pos = pos
+        return out
+
     def _value(self, kind: int, key: str):
         if kind in SCALARS:
             return self._scalar(SCALARS[kind][1])
@@ -101,7 +121,7 @@ class GGUFFile:
         if item == STRING:
             if count > (self.size - self.pos) // 8:  # each string needs at least its 8-byte length
                 self._fail(f"metadata {key} claims {count} strings, more than the file can hold")
-            return [self._string(f"an element of {key}") for _ in range(count)]
+            return self._strings(count, key)
         self._fail(f"metadata {key} is an array of unsupported type {item}")
 
     # --- the header ---------------------------------------------------------------------------

@@ -116,8 +116,7 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     weights, buf = {}, bytearray(max(i.nbytes for i in names.values()))
     for ours, info in names.items():
         raw = memoryview(g.tensor_bytes(info, buf))[:info.nbytes]
-        w = new_float32(info.shape)
-        w[...] = dequantize(raw, info.type, info.shape)
+        w = dequantize(raw, info.type, info.shape, out=new_float32(info.shape))
         if ours.endswith("q_proj.weight"):
             w[...] = unpermute(w, cfg.num_attention_heads)
         elif ours.endswith("k_proj.weight"):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bpe.pipeline import to_byte_chars
+
 from .layers import softmax
 
 SHADES = " .:-=+*#%@"  # text heatmap, light to dark
@@ -70,6 +72,9 @@ def write_png(path, weights: np.ndarray, scale: int = 8) -> None:
 
 def cosine_neighbours(table: np.ndarray, query: np.ndarray, k: int, exclude=()) -> list[tuple[int, float]]:
     """The k rows of table [V, D] most similar to query [D] by cosine, as (row, similarity), best first."""
+    k = min(k, len(table) - len(set(exclude)))
+    if k <= 0:
+        return []
     norms = np.linalg.norm(table, axis=1) * np.linalg.norm(query)   # [V]
     sims = (table @ query) / np.maximum(norms, 1e-12)                # [V]
     sims[list(exclude)] = -np.inf
@@ -121,7 +126,7 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
             out(f"  {rank:>4}  {i:<6}  {p:7.4f}  {piece_label(tok, i)}{'   <- chosen' if i == token else ''}")
         if token not in {i for i, _ in top}:
             out(f"  chosen: {token} {piece_label(tok, token)} (sampled outside the top {show_top})")
-        if token == tok.eos_id or model.length >= model.cache_k.shape[2]:
+        if token in tok.stop_ids or model.length >= model.cache_k.shape[2]:
             break
         logits = model.forward([token])
 
@@ -157,12 +162,14 @@ def load_embeddings(folder) -> np.ndarray:
 
 
 def resolve_token(tok, text: str) -> int:
-    """The id of a word-start piece ("Paris" -> "▁Paris"), else of the piece exactly as given ("ing")."""
-    for candidate in ("\u2581" + text.replace(" ", "\u2581"), text):
+    """The id of a word-start token ("Paris" -> "▁Paris" or "ĠParis"), else of the token exactly as given."""
+    if not text:
+        raise ValueError("the token is empty")
+    for candidate in ("\u2581" + text.replace(" ", "\u2581"), to_byte_chars(" " + text), text):
         i = tok.piece_to_id(candidate)
-        if i != tok.unk_id or candidate == tok.pieces[tok.unk_id]:
+        if i is not None and tok.id_to_piece(i) == candidate:
             return i
-    pieces = " ".join(tok.encode_pieces(text))
+    pieces = " ".join(tok.id_to_piece(i) for i in tok.encode(text))
     raise ValueError(f"token {text!r} is not in the vocabulary (it encodes to the pieces: {pieces})")
 
 

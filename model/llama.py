@@ -7,6 +7,7 @@
 the preallocated cache, and returns logits for the last position only (prefill and decode
 are the same call with T > 1 and T = 1).
 """
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,21 @@ import numpy as np
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, rms_norm, rope_tables, swiglu
 from .weights import load_checkpoint
+
+
+def lazy_zeros(shape) -> np.ndarray:
+    """A float32 zero array whose memory is touched only where it is written.
+
+    subtle: the cache holds the whole context (8192 positions for SmolLM2), but a prompt uses a
+    few. On transparent huge pages, the first write into each [S, E] slab would zero 2 MB;
+    small pages keep the cost of a short prompt small.
+    """
+    n = int(np.prod(shape)) * 4
+    if n < (4 << 20) or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        return np.zeros(shape, dtype=DTYPE)
+    region = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # zero-filled by the kernel
+    region.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(region, dtype=DTYPE).reshape(shape)
 
 
 class Llama:
@@ -40,8 +56,8 @@ class Llama:
         if not 0 < max_len <= cfg.max_position_embeddings:
             raise ValueError(f"{max_len} positions do not fit the context of {cfg.max_position_embeddings}")
         shape = (cfg.num_hidden_layers, cfg.num_key_value_heads, max_len, cfg.head_dim)
-        self.cache_k = np.zeros(shape, dtype=DTYPE)
-        self.cache_v = np.zeros(shape, dtype=DTYPE)
+        self.cache_k = lazy_zeros(shape)
+        self.cache_v = lazy_zeros(shape)
         self.length = 0
 
     def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None) -> np.ndarray:

@@ -195,8 +195,17 @@ KNOWN_UNSUPPORTED = {
 LAYOUTS = {**TYPES, **KNOWN_UNSUPPORTED}  # every type id the reader accepts
 
 
-def dequantize(raw, type_id: int, shape) -> np.ndarray:
-    """Raw bytes of a tensor of GGML type `type_id` -> float32 array of `shape` (NumPy order)."""
+CHUNK_VALUES = 1 << 18  # dequantize this many values at a time: temporaries stay in cache
+
+
+def dequantize(raw, type_id: int, shape, out: np.ndarray | None = None) -> np.ndarray:
+    """Raw bytes of a tensor of GGML type `type_id` -> float32 array of `shape` (NumPy order),
+    written into `out` when given; done in chunks so no full-size temporary is ever made."""
     qt = TYPES[type_id]
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, qt.block_bytes)
-    return qt.dequantize(blocks).reshape(shape)
+    out = np.empty(shape, np.float32) if out is None else out
+    flat = out.reshape(-1, qt.block)
+    step = max(1, CHUNK_VALUES // qt.block)
+    for start in range(0, len(blocks), step):
+        flat[start:start + step] = qt.dequantize(blocks[start:start + step]).reshape(-1, qt.block)
+    return out

@@ -34,6 +34,7 @@ def stream(model, tok, prompt_ids: list[int], settings: Settings, rng, stats: St
 
     Ctrl-C ends generation early: the ids chosen so far are returned with interrupted=True.
     With `continuation`, the text continues the prompt's (so the first piece keeps its space).
+    Control tokens (BOS, EOS, end of turn, <|im_start|>) print nothing.
     """
     decoder, out, stops = tok.stream_decoder(), [], stop_ids(model, tok)
     if continuation:
@@ -43,9 +44,10 @@ def stream(model, tok, prompt_ids: list[int], settings: Settings, rng, stats: St
     try:
         for token in generate(model, prompt_ids, max_new_tokens=settings.max_new_tokens, rng=rng,
                               temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                              stop_ids=stops, stats=stats, reuse=reuse):
+                              stop_ids=stops, stats=stats, reuse=reuse,
+                              limit=min(model.cfg.vocab_size, tok.vocab_size)):
             out.append(token)
-            if token not in stops:
+            if token not in stops and not tok.is_control(token):
                 write(decoder.feed(token))
     except KeyboardInterrupt:
         interrupted = True
@@ -120,7 +122,7 @@ def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None
         new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse)
         write("\n")
         stops = stop_ids(model, tok)
-        answer = tok.decode([t for t in new if t not in stops])
+        answer = tok.decode([t for t in new if t not in stops and not tok.is_control(t)])
         messages.append({"role": "assistant", "content": answer.strip()})
         cached = ids + new  # generate() keeps only what the cache really holds of it
         if interrupted:

