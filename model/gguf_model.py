@@ -16,7 +16,7 @@ import numpy as np
 from .config import ConfigError, LlamaConfig
 from .gguf import GGUFError, GGUFFile
 from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
-from .weights import WeightsError, expected_shapes, new_float32
+from .weights import WeightsError, expected_shapes
 
 ARCHITECTURES = {"llama"}  # GGUF general.architecture values we run
 
@@ -116,7 +116,9 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     weights, buf = {}, bytearray(max(i.nbytes for i in names.values()))
     for ours, info in names.items():
         raw = memoryview(g.tensor_bytes(info, buf))[:info.nbytes]
-        w = dequantize(raw, info.type, info.shape, out=new_float32(info.shape))
+        # subtle: plain pages here; on this kind of VM, huge-page faults stall in compaction
+        # while a whole quantized file is expanded (measured: 5 s instead of 9-14 s for 1.1B values)
+        w = dequantize(raw, info.type, info.shape, out=np.empty(info.shape, np.float32))
         if ours.endswith("q_proj.weight"):
             w[...] = unpermute(w, cfg.num_attention_heads)
         elif ours.endswith("k_proj.weight"):
