@@ -4,6 +4,8 @@ Everything is float32. Each function's docstring starts with its formula.
 """
 import numpy as np
 
+from .rope import cos_sin, scaled_frequencies
+
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """y = x / sqrt(mean(x^2) + eps) * weight      x: [T, D], weight: [D] -> [T, D]
@@ -15,16 +17,16 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return (x / np.sqrt(variance + np.float32(eps))) * weight
 
 
-def rope_tables(head_dim: int, max_positions: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+def rope_tables(head_dim: int, max_positions: int, theta: float, scaling: dict | None = None,
+                inv_freq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin of angle[p, i] = p * theta^(-2i/E), i < E/2, repeated for both halves -> [P, E] each.
 
-    Computed in float32 the way Hugging Face does, so positions far along agree bit for bit.
+    With `scaling` (config.rope_scaling) or explicit `inv_freq`, the frequencies are first
+    stretched as the model family does it (model/rope.py). Float32, as Hugging Face computes it.
     """
-    inv_freq = (1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32)
-                                              / np.float32(head_dim)))).astype(np.float32)  # [E/2]
-    angles = np.arange(max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]  # [P, E/2]
-    angles = np.concatenate([angles, angles], axis=-1)  # [P, E]
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    if inv_freq is None:
+        inv_freq = scaled_frequencies(head_dim, theta, scaling)  # [E/2]
+    return cos_sin(inv_freq, max_positions)
 
 
 def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -37,27 +39,37 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return x * cos + rotated * sin
 
 
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    """y = x W^T (+ b)      x: [T, I], W: [O, I], b: [O] -> [T, O]   (Qwen2 has b on q, k, v)"""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x), over the last axis."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def attention_probs(q: np.ndarray, k: np.ndarray, start: int) -> np.ndarray:
+def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None) -> np.ndarray:
     """softmax(q k^T / sqrt(E) + causal mask), grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
 
     q holds positions start..start+T-1 and k positions 0..S-1 (S = start+T). Query head h
     reads key head h // (H // K): each KV head serves a block of consecutive query heads.
-    Row t may see keys 0..start+t only (the causal mask).
+    Row t may see keys 0..start+t only (the causal mask), and with a sliding `window` (Mistral)
+    only the last `window` of those: key j is seen from position i when i - window < j <= i.
     """
     H, T, E = q.shape
     K, S, _ = k.shape
     qg = q.reshape(K, H // K, T, E)                                 # [K, G, T, E]
     scores = qg @ k[:, None].transpose(0, 1, 3, 2)                  # [K, G, T, S]
     scores *= np.float32(1.0 / np.sqrt(E))
-    if T > 1:
-        future = np.arange(S)[None, :] > (start + np.arange(T))[:, None]  # [T, S]
-        scores[..., future] = -np.inf
+    if T > 1 or (window is not None and S > window):
+        rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
+        hidden = keys > rows                                        # [T, S] the future
+        if window is not None:
+            hidden |= keys <= rows - window                         # [T, S] beyond the window
+        scores[..., hidden] = -np.inf
     return softmax(scores).reshape(H, T, S)                         # [K, G, T, S] -> [H, T, S]
 
 

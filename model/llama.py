@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import DTYPE, LlamaConfig
-from .layers import apply_rope, attention, attention_probs, rms_norm, rope_tables, swiglu
+from .layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, swiglu
+from .rope import inv_frequencies
 from .weights import load_checkpoint
 
 
@@ -40,7 +41,11 @@ class Llama:
         self.w = weights
         self.embed_tokens = weights["model.embed_tokens.weight"]           # [V, D]
         self.lm_head = self.embed_tokens if cfg.tie_word_embeddings else weights["lm_head.weight"]  # [V, D]
-        self.cos, self.sin = rope_tables(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta)  # [P, E]
+        inv_freq = None
+        if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
+            inv_freq = (inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32))
+        self.cos, self.sin = rope_tables(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta,
+                                         cfg.rope_scaling, inv_freq=inv_freq)  # [P, E]
         self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
         self.length = 0                     # positions already in the cache
 
@@ -86,14 +91,17 @@ class Llama:
             p = f"model.layers.{i}."
             w = self.w
             h = rms_norm(x, w[p + "input_layernorm.weight"], cfg.rms_norm_eps)       # [T, D]
-            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, H, E).transpose(1, 0, 2)  # [H, T, E]
-            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, K, E).transpose(1, 0, 2)  # [K, T, E]
-            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, K, E).transpose(1, 0, 2)  # [K, T, E]
+            q = linear(h, w[p + "self_attn.q_proj.weight"], w.get(p + "self_attn.q_proj.bias"))  # [T, H*E]
+            k = linear(h, w[p + "self_attn.k_proj.weight"], w.get(p + "self_attn.k_proj.bias"))  # [T, K*E]
+            v = linear(h, w[p + "self_attn.v_proj.weight"], w.get(p + "self_attn.v_proj.bias"))  # [T, K*E]
+            q, k, v = (t.reshape(T, -1, E).transpose(1, 0, 2) for t in (q, k, v))  # [H or K, T, E]
             self.cache_k[i, :, start:S] = apply_rope(k, cos, sin)
             self.cache_v[i, :, start:S] = v
-            probs = attention_probs(apply_rope(q, cos, sin), self.cache_k[i, :, :S], start)  # [H, T, S]
+            probs = attention_probs(apply_rope(q, cos, sin), self.cache_k[i, :, :S], start,
+                                    cfg.window(i))                                          # [H, T, S]
             out = attention(probs, self.cache_v[i, :, :S])                                  # [H, T, E]
-            x = x + out.transpose(1, 0, 2).reshape(T, H * E) @ w[p + "self_attn.o_proj.weight"].T  # [T, D]
+            x = x + linear(out.transpose(1, 0, 2).reshape(T, H * E), w[p + "self_attn.o_proj.weight"],
+                           w.get(p + "self_attn.o_proj.bias"))                             # [T, D]
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
             x = x + swiglu(h, w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"], w[p + "mlp.down_proj.weight"])
             if trace is not None:

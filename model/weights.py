@@ -162,6 +162,11 @@ def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
             p + "mlp.up_proj.weight": (F, D),
             p + "mlp.down_proj.weight": (D, F),
         })
+        if cfg.qkv_bias:  # Qwen2
+            shapes.update({p + "self_attn.q_proj.bias": (H * E,), p + "self_attn.k_proj.bias": (K * E,),
+                           p + "self_attn.v_proj.bias": (K * E,)})
+        if cfg.o_bias:    # Llama with attention_bias
+            shapes[p + "self_attn.o_proj.bias"] = (D,)
     return shapes
 
 

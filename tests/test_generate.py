@@ -98,13 +98,37 @@ def test_bf16_decoding_by_hand(tmp_path):
 def test_config_rejections():
     good = config_dict("gqa")
     LlamaConfig.from_dict(good)
-    for change, words in [({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
-                          ({"attention_bias": True}, "attention_bias"), ({"hidden_act": "gelu"}, "gelu"),
-                          ({"model_type": "mistral"}, "mistral"), ({"num_key_value_heads": 3}, "multiple")]:
+    for change, words in [({"rope_scaling": {"type": "yarn", "factor": 2.0}}, "yarn"),
+                          ({"mlp_bias": True}, "mlp_bias"), ({"hidden_act": "gelu"}, "gelu"),
+                          ({"model_type": "gemma"}, "gemma"), ({"num_key_value_heads": 3}, "multiple"),
+                          ({"rope_theta": None}, "rope_theta"), ({"rope_theta": "abc"}, "rope_theta"),
+                          ({"rope_theta": -1.0}, "rope_theta"), ({"rms_norm_eps": -1e-5}, "rms_norm_eps"),
+                          ({"rope_scaling": "yes"}, "rope_scaling"), ({"eos_token_id": "x"}, "eos_token_id"),
+                          ({"max_position_embeddings": 1e10}, "max_position_embeddings"),
+                          ({"max_position_embeddings": 10**12}, "max_position_embeddings"),
+                          ({"tie_word_embeddings": "false"}, "tie_word_embeddings"),
+                          ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "low_freq_factor"),
+                          ({"model_type": "mistral", "sliding_window": -3}, "sliding_window")]:
         with pytest.raises(ConfigError, match=words):
             LlamaConfig.from_dict({**good, **change})
     with pytest.raises(ConfigError, match="hidden_size"):
         LlamaConfig.from_dict({k: v for k, v in good.items() if k != "hidden_size"})
+    assert LlamaConfig.from_dict({**good, "eos_token_id": []}).eos_token_id is None
+    assert LlamaConfig.from_dict({**good, "eos_token_id": [7, 9]}).eos_token_id == 7
+
+
+def test_config_family_fields():
+    good = config_dict("gqa")
+    qwen = LlamaConfig.from_dict({**good, "model_type": "qwen2", "use_sliding_window": False, "sliding_window": 64})
+    assert qwen.qkv_bias and not qwen.o_bias and qwen.windows == ()
+    mistral = LlamaConfig.from_dict({**good, "model_type": "mistral", "sliding_window": 16})
+    assert mistral.window(0) == 16 and len(mistral.windows) == good["num_hidden_layers"]
+    llama3 = LlamaConfig.from_dict({**good, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                             "high_freq_factor": 4.0,
+                                                             "original_max_position_embeddings": 64}})
+    assert llama3.rope_scaling["factor"] == 8.0
+    v5 = LlamaConfig.from_dict({**good, "rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 5e5}})
+    assert v5.rope_theta == 5e5 and v5.rope_scaling == {"rope_type": "linear", "factor": 2.0}
 
 
 # --- scripts/generate.py ------------------------------------------------------------------------
