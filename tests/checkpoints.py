@@ -21,6 +21,26 @@ CONFIGS = {
     "odd": dict(hidden_size=60, intermediate_size=150, num_hidden_layers=2, num_attention_heads=6,
                 num_key_value_heads=2, tie_word_embeddings=False, rope_theta=500000.0, rms_norm_eps=1e-6),
 }
+# the family members: one per difference the forward pass handles (model/config.py)
+FAMILY = {
+    "llama3": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, tie_word_embeddings=True, rope_theta=500000.0,
+                   rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                     original_max_position_embeddings=32)),
+    "linear": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=4, tie_word_embeddings=False, rope_scaling=dict(type="linear", factor=4.0)),
+    "dynamic": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, tie_word_embeddings=False, rope_scaling=dict(type="dynamic", factor=2.0)),
+    "qwen2": dict(model_type="qwen2", architectures=["Qwen2ForCausalLM"], hidden_size=64, intermediate_size=160,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+                  rope_theta=1000000.0, rms_norm_eps=1e-6, use_sliding_window=False, sliding_window=None),
+    "mistral": dict(model_type="mistral", architectures=["MistralForCausalLM"], hidden_size=64, intermediate_size=128,
+                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=False,
+                    sliding_window=8),
+    "headdim": dict(hidden_size=60, intermediate_size=96, num_hidden_layers=2, num_attention_heads=3,
+                    num_key_value_heads=1, head_dim=32, tie_word_embeddings=True, rope_theta=100000.0),
+}
+CONFIGS.update(FAMILY)
 VOCAB = 32000
 
 
@@ -38,7 +58,7 @@ def random_weights(cfg: dict, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     D, F = cfg["hidden_size"], cfg["intermediate_size"]
     H, K = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    E, V = D // H, cfg["vocab_size"]
+    E, V = cfg.get("head_dim") or D // H, cfg["vocab_size"]
 
     def mat(rows, cols):
         return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
@@ -58,6 +78,9 @@ def random_weights(cfg: dict, seed: int) -> dict[str, np.ndarray]:
         w[p + "mlp.gate_proj.weight"] = mat(F, D)
         w[p + "mlp.up_proj.weight"] = mat(F, D)
         w[p + "mlp.down_proj.weight"] = mat(D, F)
+        if cfg.get("model_type") == "qwen2":  # biases on q, k, v
+            for name, n in (("q", H * E), ("k", K * E), ("v", K * E)):
+                w[p + f"self_attn.{name}_proj.bias"] = (0.5 * rng.standard_normal(n)).astype(np.float32)
     w["model.norm.weight"] = norm(D)
     if not cfg["tie_word_embeddings"]:
         w["lm_head.weight"] = mat(V, D) * 3

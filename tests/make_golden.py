@@ -22,9 +22,9 @@ GREEDY_STEPS = 32
 def reference(folder: Path) -> dict[str, np.ndarray]:
     """Logits and greedy tokens from transformers for one checkpoint folder."""
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
     out = {}
     with torch.no_grad():
         for name, ids in prompts().items():
@@ -94,22 +94,28 @@ def reference_smollm2(path: Path) -> dict:
 
 
 def main() -> None:
-    """Write one golden file per test checkpoint (and for the real SmolLM2, when installed)."""
+    """Write the golden files that are missing (all of them with --force): one per test checkpoint,
+    one per GGUF variant, and the real SmolLM2's when it is installed."""
+    force = "--force" in sys.argv
     import json
     from gguf_checkpoints import VARIANTS, write_gguf
     from model.smollm2 import smollm2_gguf
     (HERE / "golden").mkdir(exist_ok=True)
     for name in CONFIGS:
+        if (HERE / "golden" / f"{name}.npz").exists() and not force:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             folder = write_checkpoint(Path(tmp) / name, name)
             np.savez_compressed(HERE / "golden" / f"{name}.npz", **reference(folder))
         print(f"wrote tests/golden/{name}.npz")
     for name in VARIANTS:
+        if (HERE / "golden" / f"gguf-{name}.npz").exists() and not force:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             path = write_gguf(Path(tmp), name)
             np.savez_compressed(HERE / "golden" / f"gguf-{name}.npz", **reference_gguf(path))
         print(f"wrote tests/golden/gguf-{name}.npz")
-    if smollm2_gguf() is not None:
+    if smollm2_gguf() is not None and (force or not (HERE / "golden" / "smollm2.json").exists()):
         (HERE / "golden" / "smollm2.json").write_text(json.dumps(reference_smollm2(smollm2_gguf()), indent=1))
         print("wrote tests/golden/smollm2.json")
 
