@@ -18,7 +18,8 @@ from .gguf import GGUFError, GGUFFile
 from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
 from .weights import WeightsError, expected_shapes
 
-ARCHITECTURES = {"llama"}  # GGUF general.architecture values we run
+ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> our model_type
+PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp's converter permutes (not qwen2)
 
 # GGUF name -> Hugging Face name; {i} is the layer
 NAMES = {
@@ -34,8 +35,12 @@ NAMES = {
     "blk.{i}.ffn_gate.weight": "model.layers.{i}.mlp.gate_proj.weight",
     "blk.{i}.ffn_up.weight": "model.layers.{i}.mlp.up_proj.weight",
     "blk.{i}.ffn_down.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "blk.{i}.attn_q.bias": "model.layers.{i}.self_attn.q_proj.bias",      # Qwen2
+    "blk.{i}.attn_k.bias": "model.layers.{i}.self_attn.k_proj.bias",
+    "blk.{i}.attn_v.bias": "model.layers.{i}.self_attn.v_proj.bias",
+    "blk.{i}.attn_output.bias": "model.layers.{i}.self_attn.o_proj.bias",
 }
-IGNORED = {"rope_freqs.weight"}  # recomputed from the config
+ROPE_FREQS = "rope_freqs.weight"  # Llama-3's rope scaling, as divisors (read into the config)
 
 
 def hf_name(gguf_name: str) -> str | None:
@@ -70,9 +75,13 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
     embed = g.tensors.get("token_embd.weight")
     if vocab is None and embed is not None:
         vocab = embed.shape[0]
+    layers = get("block_count", int)
+    window = meta.get(f"{arch}.attention.sliding_window", 0)  # llama.cpp writes none for Mistral; honoured if there
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ConfigError(f"{source}: metadata {arch}.attention.sliding_window must be a count, got {window!r}")
     fields = dict(
         hidden_size=hidden, intermediate_size=get("feed_forward_length", int),
-        num_hidden_layers=get("block_count", int), num_attention_heads=heads,
+        num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=get("attention.head_count_kv", int, heads),
         head_dim=get("attention.key_length", int, hidden // heads),
         vocab_size=vocab if isinstance(vocab, int) else 0,
@@ -80,18 +89,47 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
         rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", (int, float))),
         rope_theta=float(get("rope.freq_base", (int, float), 10000.0)),
         tie_word_embeddings="output.weight" not in g.tensors,
-        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"))
+        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
+        model_type=ARCHITECTURES[arch], rope_scaling=_rope_scaling(meta, arch, source),
+        qkv_bias="blk.0.attn_q.bias" in g.tensors, o_bias="blk.0.attn_output.bias" in g.tensors,
+        windows=(window,) * layers if window else (), rope_divisors=_rope_divisors(g))
     try:
         return LlamaConfig(**fields)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
 
 
+def _rope_scaling(meta: dict, arch: str, source: str) -> dict | None:
+    """Linear rope scaling from `<arch>.rope.scaling.*` (Llama-3's comes as the rope_freqs tensor)."""
+    kind = meta.get(f"{arch}.rope.scaling.type", "none")
+    if kind in ("none", None):
+        return None
+    factor = meta.get(f"{arch}.rope.scaling.factor")
+    if kind != "linear":
+        raise ConfigError(f"{source}: rope scaling type {kind!r} is not supported (only linear, and Llama-3's rope_freqs)")
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+        raise ConfigError(f"{source}: metadata {arch}.rope.scaling.factor must be a positive number, got {factor!r}")
+    return {"rope_type": "linear", "factor": float(factor)}
+
+
+def _rope_divisors(g: GGUFFile) -> tuple | None:
+    """The `rope_freqs` tensor (F32, one divisor per frequency), if the file has one."""
+    info = g.tensors.get(ROPE_FREQS)
+    if info is None:
+        return None
+    if info.type not in TYPES or len(info.shape) != 1:
+        raise WeightsError(f"{g.path}: {ROPE_FREQS} must be a vector of floats")
+    values = dequantize(g.tensor_bytes(info), info.type, info.shape)
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise WeightsError(f"{g.path}: {ROPE_FREQS} holds values that are not positive numbers")
+    return tuple(float(v) for v in values)
+
+
 def unpermute(w: np.ndarray, heads: int) -> np.ndarray:
-    """Undo llama.cpp's rotary row permutation of q or k: [heads * E, D], per head
-    rows [0, E/2, 1, E/2 + 1, ...] -> [0, 1, ..., E - 1]."""
-    rows, cols = w.shape
-    return w.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+    """Undo llama.cpp's rotary row permutation of q or k: [heads * E, D] (or a bias [heads * E]),
+    per head rows [0, E/2, 1, E/2 + 1, ...] -> [0, 1, ..., E - 1]."""
+    rows = w.shape[0]
+    return w.reshape(heads, rows // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
@@ -99,7 +137,7 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     shapes = expected_shapes(cfg)
     names = {}
     for name, info in g.tensors.items():
-        if name in IGNORED:
+        if name == ROPE_FREQS:
             continue
         ours = hf_name(name)
         if ours is None or ours not in shapes:
@@ -119,9 +157,9 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
         # subtle: plain pages here; on this kind of VM, huge-page faults stall in compaction
         # while a whole quantized file is expanded (measured: 5 s instead of 9-14 s for 1.1B values)
         w = dequantize(raw, info.type, info.shape, out=np.empty(info.shape, np.float32))
-        if ours.endswith("q_proj.weight"):
+        if cfg.model_type in PERMUTED and ours.endswith(("q_proj.weight", "q_proj.bias")):
             w[...] = unpermute(w, cfg.num_attention_heads)
-        elif ours.endswith("k_proj.weight"):
+        elif cfg.model_type in PERMUTED and ours.endswith(("k_proj.weight", "k_proj.bias")):
             w[...] = unpermute(w, cfg.num_key_value_heads)
         weights[ours] = w
     return weights

@@ -133,3 +133,84 @@ def tokenizer_tables(kind: str):
     merges = [str(bytes(fields["tokenizer.ggml.merges"].parts[i]), "utf-8") for i in fields["tokenizer.ggml.merges"].data]
     types = [int(fields["tokenizer.ggml.token_type"].parts[i][0]) for i in fields["tokenizer.ggml.token_type"].data]
     return tokens, None, types, merges, 1, 2
+
+
+def llama3_rope_factors(cfg: dict) -> np.ndarray:
+    """llama.cpp's converter (conversion/llama.py): Llama-3's scaling as one divisor per frequency."""
+    import math
+    rope = cfg["rope_scaling"]
+    dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    freqs = 1.0 / (cfg["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+    old = rope["original_max_position_embeddings"]
+    low, high = old / rope["low_freq_factor"], old / rope["high_freq_factor"]
+    factors = []
+    for freq in freqs:
+        wavelen = 2 * math.pi / freq
+        if wavelen < high:
+            factors.append(1)
+        elif wavelen > low:
+            factors.append(rope["factor"])
+        else:
+            smooth = (old / wavelen - rope["low_freq_factor"]) / (rope["high_freq_factor"] - rope["low_freq_factor"])
+            factors.append(1 / ((1 - smooth) / rope["factor"] + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
+def convert_checkpoint(folder, name: str, out_dir):
+    """A family checkpoint (tests/checkpoints.py) as llama.cpp's converter lays it out, in F32:
+    arch `qwen2` unpermuted with biases; `llama` (also Mistral) with q/k permuted; Llama-3 rope
+    scaling as a rope_freqs tensor, linear as metadata. Mistral's window is written (llama.cpp's
+    converter leaves it out)."""
+    from checkpoints import config_dict
+    from model.weights import load_tensors
+    cfg = config_dict(name)
+    weights = load_tensors(folder / "model.safetensors")
+    arch = "qwen2" if cfg.get("model_type") == "qwen2" else "llama"
+    path = out_dir / f"{name}.gguf"
+    writer = gguf.GGUFWriter(str(path), arch)
+    heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // heads
+    writer.add_context_length(cfg["max_position_embeddings"])
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_block_count(cfg["num_hidden_layers"])
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_freq_base(cfg["rope_theta"])
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    rope = cfg.get("rope_scaling") or {}
+    if rope.get("type", rope.get("rope_type")) == "linear":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(rope["factor"])
+    if cfg.get("sliding_window"):
+        writer.add_sliding_window(cfg["sliding_window"])
+    tokens, scores, types, _, bos, eos = tokenizer_tables("llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    if rope.get("rope_type") == "llama3":
+        writer.add_tensor("rope_freqs.weight", llama3_rope_factors(cfg))
+    for hf, w in weights.items():
+        if hf == "lm_head.weight" and cfg["tie_word_embeddings"]:
+            continue
+        if hf.endswith("bias"):
+            _, _, i, rest = hf.split(".", 3)
+            out, kind = f"blk.{i}.{NAMES[rest.replace('bias', 'weight')]}.bias", None
+        else:
+            out, kind = gguf_name(hf)
+        if arch == "llama" and kind == "attn_q":
+            w = permute(w, heads)
+        elif arch == "llama" and kind == "attn_k":
+            w = permute(w, kv)
+        writer.add_tensor(out, np.ascontiguousarray(w, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -210,3 +210,22 @@ def test_unsupported_architecture_and_type_are_named(tmp_path):
     res = subprocess.run([sys.executable, "scripts/generate.py", "--model", str(tmp_path / "gemma.gguf"),
                           "--prompt", "hi"], cwd=ROOT, capture_output=True, text=True)
     assert_clean_error(res, "gemma")
+
+
+# --- the family, converted to GGUF as llama.cpp lays each architecture out -----------------------
+@pytest.mark.parametrize("name", ["llama3", "linear", "dynamic", "qwen2", "mistral", "headdim"])
+def test_family_as_gguf_gives_the_same_text(tmp_path, name):
+    from checkpoints import write_checkpoint
+    from gguf_checkpoints import convert_checkpoint
+    folder = write_checkpoint(tmp_path / name, name)
+    gold = dict(np.load(GOLDEN / f"{name}.npz"))
+    loaded = load(str(convert_checkpoint(folder, name, tmp_path)))
+    ids = gold["fifty_ids"].tolist()
+    loaded.model.new_cache(len(ids))
+    np.testing.assert_allclose(loaded.model.forward(ids), gold["fifty_last"], atol=1e-3, rtol=0)
+    loaded.model.new_cache(64)
+    logits, out = loaded.model.forward(ids[:10]), []
+    for _ in range(len(gold["greedy"])):
+        out.append(int(np.argmax(logits)))
+        logits = loaded.model.forward([out[-1]])
+    assert out == gold["greedy"].tolist()
