@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bpe.cli import Parser  # noqa: E402
+from model.config import describe_family  # noqa: E402
 from model.generate import Stats, check_prompt  # noqa: E402
 from model.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
@@ -50,7 +51,12 @@ def parse_args(argv):
     p.add_argument("--layer", type=int, help="--inspect: only this layer's attention map (0-based)")
     p.add_argument("--head", type=int, help="--inspect: only this head (0-based)")
     p.add_argument("--png-dir", help="--inspect: write attention maps as PNG files here instead of text")
+    p.add_argument("--list-architectures", action="store_true",
+                   help="list the supported model families and what each changes, then exit")
     args = p.parse_args(argv)
+    if args.list_architectures:
+        print(describe_family())
+        sys.exit(0)
     if args.system is not None and not args.chat:
         p.error("--system needs --chat")
     for name in ("layer", "head", "png_dir", "show_top"):

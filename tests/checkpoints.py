@@ -44,9 +44,9 @@ CONFIGS.update(FAMILY)
 VOCAB = 32000
 
 
-def config_dict(name: str) -> dict:
+def config_dict(name: str, vocab: int = VOCAB) -> dict:
     """The config.json contents for a named test checkpoint."""
-    cfg = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=VOCAB,
+    cfg = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=vocab,
                max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=10000.0, hidden_act="silu",
                bos_token_id=1, eos_token_id=2, torch_dtype="bfloat16", attention_bias=False)
     cfg.update(CONFIGS[name])
@@ -88,11 +88,12 @@ def random_weights(cfg: dict, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_checkpoint(folder, name: str, seed: int = 0, *, dtype: str = "BF16", shards: int = 1,
-                     tokenizer: Path | None = None) -> Path:
-    """Write config.json and model.safetensors (or `shards` files and an index) into folder."""
+                     tokenizer: Path | None = None, vocab: int = VOCAB) -> Path:
+    """Write config.json and model.safetensors (or `shards` files and an index) into folder;
+    a tokenizer file is linked in under its usual name (tokenizer.model or tokenizer.json)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = config_dict(name)
+    cfg = config_dict(name, vocab)
     (folder / "config.json").write_text(json.dumps(cfg, indent=2))
     weights = random_weights(cfg, seed)
     if shards == 1:
@@ -107,7 +108,8 @@ def write_checkpoint(folder, name: str, seed: int = 0, *, dtype: str = "BF16", s
             weight_map.update({n: file for n in part})
         (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     if tokenizer is not None:
-        (folder / "tokenizer.model").symlink_to(Path(tokenizer).resolve())
+        name = "tokenizer.json" if Path(tokenizer).suffix == ".json" else "tokenizer.model"
+        (folder / name).symlink_to(Path(tokenizer).resolve())
     return folder
 
 

@@ -275,3 +275,41 @@ def test_a_flat_distribution_with_a_tiny_top_p_keeps_the_top_token():
     probs = probabilities(np.zeros(50), 1000.0)
     assert len(top_p_filter(probs, 0.01)) == 1
     assert 0 <= sample(np.zeros(50, np.float32), np.random.default_rng(0), temperature=1000, top_k=50, top_p=0.01) < 50
+
+
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def qwen_folder(tmp_path_factory):
+    """A Qwen2-type checkpoint with SmolLM2's byte-level tokenizer.json, a ChatML template and a
+    generation_config.json that asks for greedy decoding and lists two EOS ids."""
+    from conftest import smollm2_tokenizer_json
+    folder = write_checkpoint(tmp_path_factory.mktemp("qwen") / "q", "qwen2", tokenizer=smollm2_tokenizer_json(),
+                              vocab=49152)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>", "chat_template": CHATML}))
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 0], "do_sample": False}))
+    return folder
+
+
+def test_family_folder_runs_raw_chat_and_inspect(qwen_folder):
+    from model.loader import load
+    loaded = load(str(qwen_folder))
+    assert loaded.tokenizer.stop_ids >= {0, 2} and loaded.defaults == {"temperature": 0.0}
+    ids = loaded.chat.encode(loaded.tokenizer, [{"role": "user", "content": "Hi"}])
+    assert ids == loaded.tokenizer.encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", special=True)
+    a = run_generate("--model", str(qwen_folder), "--chat", "--prompt", "Hi", "--max-new-tokens", "6", "--seed", "1")
+    b = run_generate("--model", str(qwen_folder), "--chat", "--prompt", "Hi", "--max-new-tokens", "6", "--seed", "2")
+    assert a.returncode == 0 and a.stdout == b.stdout  # greedy from generation_config.json: seeds do not matter
+    raw = run_generate("--model", str(qwen_folder), "--prompt", "Once upon", "--max-new-tokens", "4", "--seed", "1")
+    assert raw.returncode == 0 and raw.stdout.startswith("Once upon")
+    ins = run_generate("--model", str(qwen_folder), "--inspect", "--prompt", "Hello world", "--max-new-tokens", "2")
+    assert ins.returncode == 0 and "layer 1" in ins.stdout and "ĠHello" not in ins.stderr
+
+
+def test_list_architectures():
+    res = run_generate("--list-architectures")
+    assert res.returncode == 0
+    for word in ("qwen2", "mistral", "llama3", "sliding-window", "refused by name"):
+        assert word in res.stdout
