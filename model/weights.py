@@ -41,23 +41,43 @@ def read_header(path) -> tuple[dict, int]:
             header = json.loads(f.read(n))
     except OSError as e:
         raise WeightsError(f"cannot read {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WeightsError(f"{path}: corrupted safetensors header (not JSON)") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: corrupted safetensors header")
-    header.pop("__metadata__", None)
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise WeightsError(f"{path}: corrupted safetensors header (__metadata__ must map strings to strings)")
     start, data_size = 8 + n, size - 8 - n
+    spans = []
     for name, info in header.items():
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise WeightsError(f"{path}: corrupted entry for tensor {name}") from None
+        if not isinstance(dtype, str) or not isinstance(shape, list) or \
+                not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape) or \
+                not all(isinstance(o, int) and not isinstance(o, bool) for o in (begin, end)):
+            raise WeightsError(f"{path}: corrupted entry for tensor {name} (dtype, shape or offsets of the wrong type)")
         if dtype not in DTYPES:
             raise WeightsError(f"{path}: tensor {name} has dtype {dtype}; supported: {', '.join(DTYPES)}")
         if not 0 <= begin <= end <= data_size:
             raise WeightsError(f"{path}: tensor {name} lies past the end of the file (truncated?)")
-        if end - begin != int(np.prod(shape, dtype=np.int64)) * DTYPES[dtype]:
+        count = 1
+        for d in shape:  # Python ints: no overflow
+            count *= d
+        if end - begin != count * DTYPES[dtype]:
             raise WeightsError(f"{path}: tensor {name} has {end - begin} bytes for shape {shape} {dtype}")
+        spans.append((begin, end, name))
+    # as safetensors' own validator: the tensors tile the data exactly, in order, no gaps or overlaps
+    spans.sort()
+    covered = 0
+    for begin, end, name in spans:
+        if begin != covered:
+            raise WeightsError(f"{path}: tensor {name} starts at {begin}, expected {covered} (gap or overlap)")
+        covered = end
+    if covered != data_size:
+        raise WeightsError(f"{path}: {data_size - covered} bytes after the last tensor (corrupted?)")
     return header, start
 
 
@@ -131,8 +151,15 @@ def checkpoint_files(folder) -> tuple[dict[str, Path], dict[Path, tuple]]:
     if index.exists():
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             raise WeightsError(f"{index}: not a valid safetensors index (no weight_map)") from None
+        if not isinstance(weight_map, dict):
+            raise WeightsError(f"{index}: weight_map must be an object {{tensor: file}}")
+        for name, file in weight_map.items():
+            # a shard is a plain file name inside the model folder: never a path that climbs out
+            if not isinstance(file, str) or not file or file in (".", "..") or "/" in file or "\\" in file \
+                    or "\0" in file:
+                raise WeightsError(f"{index}: shard {str(file)[:80]!r} for {name} is not a file name in the folder")
         files = {name: folder / file for name, file in weight_map.items()}
         return files, {path: read_header(path) for path in set(files.values())}
     single = folder / "model.safetensors"
