@@ -157,7 +157,8 @@ def run_train(args) -> None:
         if sum(os.path.getsize(p) for p in args.input) <= SMALL_CORPUS:
             def on_step(counts, symbols):  # the walkthrough's table, at every step
                 print("\n  pair                  count")
-                for (a, b), c in heapq.nlargest(5, counts.items(), key=lambda kv: kv[1]):
+                live = ((pair, c) for pair, c in counts.items() if c > 0)  # merged-away pairs keep a 0
+                for (a, b), c in heapq.nlargest(5, live, key=lambda kv: kv[1]):
                     print(f"  {show(symbols[a]) + ' + ' + show(symbols[b]):<20}  {c:>5}")
     if args.style == "sentencepiece":
         if args.vocab_size < 3 + 256 + 1:
@@ -183,10 +184,17 @@ def run_train(args) -> None:
             raise TrainError("the corpus is empty: no text to learn from")
         model = train_bytes(words, args.vocab_size, pattern=args.pattern, special_tokens=special,
                             on_merge=on_merge, on_step=on_step)
-    paths = save_model(model, args.model_prefix)
-    if args.tokenizer_json:
-        paths.append(args.model_prefix + ".tokenizer.json")
-        write_atomic(paths[-1], model.to_tokenizer_json().encode("utf-8"))
+    size = len(model.pieces) if args.style == "sentencepiece" else model.vocab_size
+    if size < args.vocab_size:
+        print(f"note: the corpus supports only {size} pieces (no pair left to merge); wrote a vocabulary "
+              f"of {size}, not --vocab-size {args.vocab_size}", file=sys.stderr)
+    try:
+        paths = save_model(model, args.model_prefix)
+        if args.tokenizer_json:
+            paths.append(args.model_prefix + ".tokenizer.json")
+            write_atomic(paths[-1], model.to_tokenizer_json().encode("utf-8"))
+    except OSError as e:
+        raise UsageError(f"cannot write {args.model_prefix}.model: {e.strerror or e}") from None
     print(f"wrote {', '.join(paths)}", file=sys.stderr)
 
 
@@ -215,6 +223,8 @@ def read_lines(files):
 
 def run_encode(args) -> None:
     """Encode each input line to a line of ids or pieces."""
+    if args.ids and not args.color:
+        raise UsageError("--ids goes with --color")
     tok = load_tokenizer(args.model, pattern=args.pattern)
     for flag, missing in (("--bos", args.bos and tok.bos_id < 0), ("--eos", args.eos and tok.eos_id < 0)):
         if missing:
@@ -266,8 +276,11 @@ def run_reporting_errors(command, args) -> int:
     except (UsageError, ModelFileError, TrainError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # a file that cannot be read or written (a full disk, ...)
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     return 0

@@ -6,6 +6,7 @@ apart by content, never by name.
 """
 import os
 import tempfile
+from contextlib import contextmanager
 
 from .byte_tokenizer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
@@ -53,17 +54,29 @@ def load_gguf_tokenizer(path, pattern=None):
     return tokenizer_from_gguf(meta, str(path))
 
 
-def write_atomic(path, data: bytes) -> None:
-    """Write a file so that it is either complete or absent (temp file, then rename)."""
+@contextmanager
+def atomic_file(path):
+    """Open a file for writing so that it is either complete or absent: a temp file beside it,
+    renamed into place on success, removed on any failure. Mode 0666 minus the umask, as
+    open() (and spm_train) would give, not mkstemp's 0600. The project's one atomic writer."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write bytes to a file so that it is either complete or absent."""
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def save_model(model, prefix: str) -> list[str]:

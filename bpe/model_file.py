@@ -71,19 +71,22 @@ class ModelProto:
     @classmethod
     def from_bytes(cls, data: bytes) -> "ModelProto":
         """Parse protobuf bytes; raise ModelFileError if they are not a SentencePiece model."""
-        model = cls()
+        model, has_trainer = cls(), False
         try:
             for number, wire, value in pb.iter_fields(data):
                 if number == 1 and wire == pb.LEN:
                     model.add_piece(*_read_piece(value))
                 elif number == 2 and wire == pb.LEN:
                     model.trainer.update(_read_spec(TRAINER_FIELDS, value))
+                    has_trainer = True
                 elif number == 3 and wire == pb.LEN:
                     model.normalizer.update(_read_spec(NORMALIZER_FIELDS, value))
         except (pb.ProtobufError, UnicodeDecodeError) as e:
             raise ModelFileError(f"not a SentencePiece model ({e})") from None
         if not model.pieces:
             raise ModelFileError("not a SentencePiece model (no pieces)")
+        if not has_trainer:  # spm always writes it, after the pieces: a cut file loses it first
+            raise ModelFileError("not a complete SentencePiece model (no trainer spec: truncated?)")
         return model
 
 

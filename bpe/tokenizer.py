@@ -20,7 +20,8 @@ from .stream import may_complete
 
 SPACE = "\u2581"  # ▁, SentencePiece's visible whitespace
 REPLACEMENT = "\ufffd"
-CACHE_LIMIT = 200_000  # encoded chunks remembered (words repeat: encoding a text is mostly lookups)
+CACHE_CHUNK = 64          # chunks up to this many characters are remembered (words repeat) ...
+CACHE_CHARS = 8_000_000   # ... and the cache is cleared once it holds this many characters
 SHORT_CHUNK = 24  # chunks up to this length use the simple rescanning merge loop
 
 
@@ -74,6 +75,7 @@ class SentencePieceTokenizer:
         self._score = {p: s for p, (s, _) in self.mergeable.items()}
         self._simple = not self.user_defined and UNUSED not in self.types  # no frozen or unused pieces
         self._cache: dict[str, list[int]] = {}
+        self._cached_chars = 0
 
     def _chunker(self):
         """A regex cutting normalized text into chunks that no piece spans, or None if unsafe.
@@ -165,12 +167,16 @@ class SentencePieceTokenizer:
             ids += self._encode_chunk(normalized)
         else:
             cache = self._cache
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
             for chunk in self._chunk_re.findall(normalized):
                 hit = cache.get(chunk)
                 if hit is None:
-                    hit = cache[chunk] = self._encode_chunk(chunk)
+                    hit = self._encode_chunk(chunk)
+                    if len(chunk) <= CACHE_CHUNK:  # long chunks rarely repeat: never cached
+                        if self._cached_chars > CACHE_CHARS:
+                            cache.clear()
+                            self._cached_chars = 0
+                        cache[chunk] = hit
+                        self._cached_chars += len(chunk)
                 ids += hit
         if not self.byte_fallback:  # SentencePiece fuses a run of unknown pieces into one <unk>
             ids = [i for k, i in enumerate(ids) if i != self.unk_id or k == 0 or ids[k - 1] != self.unk_id]

@@ -29,12 +29,17 @@ class TrainError(ValueError):
 
 # --- streaming word counts ---------------------------------------------------------------------
 def read_blocks(paths, block_bytes: int = BLOCK_BYTES):
-    """Yield lists of lines, about `block_bytes` at a time, from text files (UTF-8, bad bytes replaced)."""
+    """Yield lists of lines, about `block_bytes` at a time, from text files.
+
+    Lines end at "\n" only (a lone "\r" stays in its line), as in spm_train and our encoder;
+    bytes that are not UTF-8 become U+FFFD.
+    """
     block, size = [], 0
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace", newline="") as f:
-            for line in f:
-                line = line.rstrip("\r\n")
+        with open(path, "rb") as f:
+            for raw in f:
+                line = raw[:-1] if raw.endswith(b"\n") else raw
+                line = line.decode("utf-8", errors="replace")
                 block.append(line)
                 size += len(line) + 1
                 if size >= block_bytes:
@@ -204,13 +209,12 @@ def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0
     step = (lambda counts: on_step(counts, symbols)) if on_step else None
     learn_merges(word_ids, symbols, base + budget, can_merge=can_merge, on_merge=tick, on_step=step)
     bar.done()
-    if len(symbols) < base + budget:
-        raise TrainError(f"--vocab-size {vocab_size} is too large for this corpus: it supports at most "
-                         f"{vocab_size - (base + budget - len(symbols))}")
+    # a small corpus may run out of pairs first: the vocabulary is then as large as it supports
+    # (the caller sees len(proto.pieces) < vocab_size and says so)
     pieces = symbols[base:] + required
     for rank, piece in enumerate(pieces):
         proto.add_piece(piece, -float(rank), NORMAL)
-    proto.trainer.update(vocab_size=vocab_size, character_coverage=character_coverage,
+    proto.trainer.update(vocab_size=len(proto.pieces), character_coverage=character_coverage,
                          max_sentencepiece_length=max_piece_length, input=[str(p) for p in paths])
     return proto
 

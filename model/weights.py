@@ -8,12 +8,13 @@ once, chunk by chunk, so peak memory stays near the float32 weight size.
 """
 import json
 import mmap
-import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from bpe.files import atomic_file
 
 from .config import DTYPE, LlamaConfig
 
@@ -246,10 +247,8 @@ def save_safetensors(path, tensors: dict[str, np.ndarray], dtype: str = "BF16") 
         offset += len(raw)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
-    tmp = str(path) + ".tmp"
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         f.write(struct.pack("<Q", len(head)))
         f.write(head)
         for raw in blobs:
             f.write(raw)
-    os.replace(tmp, path)

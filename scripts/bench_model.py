@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bpe.files import atomic_file  # noqa: E402
 from model.config import LlamaConfig  # noqa: E402
 from model.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
 
@@ -63,7 +64,7 @@ def write_checkpoint(folder: Path) -> Path:
     head += b" " * (-len(head) % 8)
     rng = np.random.default_rng(0)
     print(f"writing a {offset / 1e9:.1f} GB random checkpoint to {folder} ...", file=sys.stderr)
-    with open(str(path) + ".tmp", "wb") as f:
+    with atomic_file(path) as f:
         f.write(struct.pack("<Q", len(head)) + head)
         for name, shape in shapes.items():
             scale = 1.0 if name.endswith("norm.weight") else 0.02
@@ -71,7 +72,6 @@ def write_checkpoint(folder: Path) -> Path:
             if name.endswith("norm.weight"):
                 values += 1
             f.write(float32_to_bf16_bits(values).tobytes())
-    os.replace(str(path) + ".tmp", path)
     return path
 
 

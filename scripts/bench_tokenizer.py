@@ -38,8 +38,9 @@ def best_time(fn, repeat: int) -> float:
 def main() -> int:
     """Run the three benchmarks and print their ratios."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fixtures", default=os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--fixtures", default=os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"),
+                   help="the shared fixtures folder (llama2-tokenizer.model, tinyshakespeare.txt)")
+    p.add_argument("--repeat", type=int, default=5, help="runs of each timing; the best (or median) is kept")
     args = p.parse_args()
     fixtures = Path(args.fixtures)
     model, corpus = fixtures / "llama2-tokenizer.model", fixtures / "tinyshakespeare.txt"

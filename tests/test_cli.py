@@ -90,9 +90,37 @@ def test_bad_training_input(tmp_path):
     assert_clean_error(run("train", "--input", corpus, "--vocab-size", "100", "--model-prefix", str(prefix)), "100", "byte alphabet")
     assert_clean_error(run("train", "--input", corpus, "--vocab-size", "200", "--model-prefix", str(prefix), "--style", "bytes"), "byte alphabet")
     assert_clean_error(run("train", "--input", str(tmp_path / "missing.txt"), "--vocab-size", "300", "--model-prefix", str(prefix)), "missing.txt")
-    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "100000", "--model-prefix", str(prefix)), "too large")
     assert_clean_error(run("train", "--input", corpus, "--vocab-size", "x", "--model-prefix", str(prefix)), "vocab-size")
+    assert_clean_error(run("train", "--input", corpus, "--vocab-size", "400", "--model-prefix", "/proc/x/y"), "/proc/x")
     assert list(tmp_path.iterdir()) == [empty]  # nothing half-written
+
+
+@pytest.mark.parametrize("style", ["sentencepiece", "bytes"])
+def test_a_vocabulary_larger_than_the_corpus_supports_stops_with_a_notice(tmp_path, style):
+    corpus = str(ROOT / "scripts" / "data" / "toy_corpus.txt")
+    res = run("train", "--input", corpus, "--vocab-size", "100000", "--model-prefix", str(tmp_path / "t"), "--style", style)
+    assert res.returncode == 0 and "the corpus supports only" in res.stderr
+    size = int(res.stderr.split("supports only ")[1].split()[0])
+    assert (tmp_path / "t.vocab").read_text(encoding="utf-8").count("\n") == size < 100000
+    if style == "sentencepiece":
+        assert spm.SentencePieceProcessor(model_file=str(tmp_path / "t.model")).get_piece_size() == size
+
+
+def test_trainer_keeps_a_lone_carriage_return_in_its_line(tmp_path):
+    from bpe.train import read_blocks
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"a\rb\nc\r\nd")
+    assert [line for block in read_blocks([path]) for line in block] == ["a\rb", "c\r", "d"]
+
+
+def test_trained_files_get_the_usual_mode(tmp_path):
+    corpus = str(ROOT / "scripts" / "data" / "toy_corpus.txt")
+    old = os.umask(0o022)
+    try:
+        assert run("train", "--input", corpus, "--vocab-size", "400", "--model-prefix", str(tmp_path / "m")).returncode == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.model").stat().st_mode & 0o777 == 0o644
 
 
 def test_encode_reads_bytes_like_spm(llama_model_path, tmp_path):
