@@ -11,6 +11,8 @@ dims [576, 49152] is the NumPy array [49152, 576].
 The file is untrusted: every count, length and offset is checked against the bytes that are left
 (with Python integers) before anything is allocated or sliced, and every problem is a GGUFError
 naming the file. Tensor data is not read here; `tensor_bytes` returns one tensor's raw bytes.
+The header is parsed from a memory map (closed after); tensors are read with plain reads into
+one reused buffer, so no page of the file stays resident once its tensor is converted.
 """
 import mmap
 import struct

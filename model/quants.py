@@ -12,6 +12,11 @@ for j >= 4, scale = (b[j+4] & 15) | (b[j-4] >> 6) << 4 and min = (b[j+4] >> 4) |
 (the spare top two bits of the first eight bytes hold the high bits of the last four).
 Q3_K packs sixteen 6-bit scales into 12 bytes the same way in spirit: the low 4 bits in the first
 8 bytes (two per byte), the high 2 bits in the last 4 (four per byte), with 32 subtracted.
+
+A file's name tells its main type only: llama.cpp keeps some tensors more precise (even an
+all-Q4_0 file stores output.weight as Q6_K; Q4_K_M uses Q6_K for attn_v and ffn_down), and
+falls back to IQ4_NL or Q5_0 for K-quant tensors whose rows are not a multiple of 256 (as in
+SmolLM2 and Qwen2.5-0.5B). So every type here can appear in any file.
 """
 from dataclasses import dataclass
 

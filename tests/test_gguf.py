@@ -229,3 +229,42 @@ def test_family_as_gguf_gives_the_same_text(tmp_path, name):
         out.append(int(np.argmax(logits)))
         logits = loaded.model.forward([out[-1]])
     assert out == gold["greedy"].tolist()
+
+
+# --- the user-facing edges around a real model ------------------------------------------------------
+def run_script(name, *args, env=None):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_ollama_name_finds_the_model_layer(tmp_path):
+    blob_dir = tmp_path / "blobs"
+    blob_dir.mkdir()
+    digest = "ab" * 32
+    (blob_dir / f"sha256-{digest}").symlink_to(smollm2_gguf_path())
+    manifest = tmp_path / "manifests" / "registry.ollama.ai" / "library" / "smollm2" / "135m"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"layers": [
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "cd" * 32},
+        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]}))
+    res = run_script("generate.py", "--model", "ollama:smollm2:135m", "--chat", "--prompt",
+                     "What is the capital of France?", "--temperature", "0", env={"OLLAMA_MODELS": str(tmp_path)})
+    assert res.returncode == 0 and "Paris" in res.stdout, res.stderr
+    missing = run_script("generate.py", "--model", "ollama:nothing", "--prompt", "x", env={"OLLAMA_MODELS": str(tmp_path)})
+    assert_clean_error(missing, "ollama pull")
+
+
+def test_inspect_and_embeddings_edges_on_smollm2(tmp_path):
+    model = str(smollm2_gguf_path())
+    ins = run_script("generate.py", "--model", model, "--inspect", "--prompt", "The capital of France is",
+                     "--temperature", "0", "--max-new-tokens", "1", "--layer", "29", "--head", "8")
+    assert ins.returncode == 0 and "layer 29" in ins.stdout and "Paris" in ins.stdout, ins.stderr
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert_clean_error(run_script("generate.py", "--model", model, "--inspect", "--prompt", "Hi", "--png-dir",
+                                  str(blocker)), "--png-dir")
+    assert_clean_error(run_script("embeddings.py", "--model", model, "--token", ""), "empty")
+    top = run_script("embeddings.py", "--model", model, "--token", "Paris", "--top", "100000")
+    assert top.returncode == 0 and len(top.stdout.splitlines()) == 49152, top.stderr
+    near = run_script("embeddings.py", "--model", model, "--token", "Paris", "--top", "3")
+    assert near.returncode == 0 and "ĠParis" in near.stdout.splitlines()[0]
