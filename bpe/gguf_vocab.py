@@ -13,7 +13,7 @@ from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
 from .model_file import BYTE, CONTROL, TYPE_NAMES, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .patterns import GGUF_DEFAULT, GGUF_PRE, PreTokenizerSpec
-from .pipeline import regex_split, regex_to_bytes
+from .pipeline import chain, regex_split, regex_to_bytes
 from .tokenizer import SentencePieceTokenizer
 
 # llama.cpp also ends generation at control tokens with these texts (end of turn / of text)
@@ -114,12 +114,8 @@ def _byte_level(meta, tokens, types, source, warn) -> tuple[ByteLevelBPE, PreTok
     added = [AddedToken(i, t, special=typ == CONTROL) for i, (t, typ) in enumerate(zip(tokens, types))
              if typ in (CONTROL, USER_DEFINED)]
 
-    def pre(pieces):
-        for step in steps:
-            pieces = step(pieces)
-        return pieces
     try:
-        tok = ByteLevelBPE(vocab, pairs, added=added, pre_tokenizer=pre, ignore_merges=spec.ignore_merges,
+        tok = ByteLevelBPE(vocab, pairs, added=added, pre_tokenizer=chain(steps), ignore_merges=spec.ignore_merges,
                            source=source)
     except ValueError as e:
         raise ModelFileError(f"{source}: {e}") from None

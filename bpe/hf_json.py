@@ -14,7 +14,7 @@ import json
 
 from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
-from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
+from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto, read_json
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
 from .tokenizer import SPACE, SentencePieceTokenizer
 
@@ -23,17 +23,13 @@ MAX_JSON_BYTES = 1 << 30
 
 def load_tokenizer_json(path, data: bytes | None = None):
     """Load a BPE `tokenizer.json` as a SentencePieceTokenizer or a ByteLevelBPE."""
-    try:
-        if data is None:
-            with open(path, "rb") as f:
-                data = f.read(MAX_JSON_BYTES + 1)
-        if len(data) > MAX_JSON_BYTES:
-            raise ModelFileError(f"{path}: tokenizer.json is larger than 1 GB")
-        spec = json.loads(data)
-    except OSError as e:
-        raise ModelFileError(f"cannot read tokenizer file {path}: {e.strerror}") from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({str(e)[:100]})") from None
+    if data is None:
+        spec = read_json(path, MAX_JSON_BYTES)
+    else:
+        try:
+            spec = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise ModelFileError(f"{path}: not valid JSON ({str(e)[:100]})") from None
     try:
         return from_spec(spec, str(path))
     except (SpecError, ValueError) as e:

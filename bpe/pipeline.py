@@ -77,15 +77,19 @@ def normalizer_from_json(spec):
         left, right = bool(spec.get("strip_left", True)), bool(spec.get("strip_right", True))
         return lambda s: _strip(s, left, right)
     if kind == "Sequence":
-        steps = [normalizer_from_json(n) for n in _list(spec, "normalizers", "Sequence normalizer")]
-        steps = [f for f in steps if f]
-
-        def sequence(s):
-            for f in steps:
-                s = f(s)
-            return s
-        return sequence
+        return chain([normalizer_from_json(n) for n in _list(spec, "normalizers", "Sequence normalizer")])
     raise SpecError(f"normalizer {kind!r} is not supported")
+
+
+def chain(steps):
+    """One function applying each step (None steps skipped) to the previous one's result."""
+    steps = [f for f in steps if f]
+
+    def sequence(value):
+        for f in steps:
+            value = f(value)
+        return value
+    return sequence
 
 
 def _strip(s: str, left: bool, right: bool) -> str:
@@ -140,14 +144,7 @@ def pre_tokenizer_from_json(spec):
         return None
     kind = _kind(spec, "pre_tokenizer")
     if kind == "Sequence":
-        steps = [pre_tokenizer_from_json(p) for p in _list(spec, "pretokenizers", "Sequence pre_tokenizer")]
-        steps = [f for f in steps if f]
-
-        def sequence(pieces):
-            for f in steps:
-                pieces = f(pieces)
-            return pieces
-        return sequence
+        return chain([pre_tokenizer_from_json(p) for p in _list(spec, "pretokenizers", "Sequence pre_tokenizer")])
     if kind == "ByteLevel":
         return byte_level(add_prefix_space=bool(spec.get("add_prefix_space", False)),
                           use_regex=bool(spec.get("use_regex", True)))

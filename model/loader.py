@@ -6,13 +6,13 @@ Whatever the source, the result is the same four things: the model (our Llama), 
   folder: config.json, safetensors, tokenizer.model or tokenizer.json, tokenizer_config.json
           (special tokens, chat_template) or chat_template.jinja, generation_config.json
 """
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpe.files import load_tokenizer
 from bpe.gguf_vocab import tokenizer_from_gguf
 from bpe.model_file import ModelFileError
+from bpe.model_file import read_json as read_json_file
 
 from . import ollama
 from .chat import ChatFormat, default_format, special_token_strings
@@ -117,16 +117,7 @@ def read_json(path: Path) -> dict:
     """A small JSON object file, {} when absent; ModelFileError naming the file when malformed."""
     if not path.exists():
         return {}
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_JSON + 1)
-        if len(data) > MAX_JSON:
-            raise ModelFileError(f"{path}: larger than {MAX_JSON >> 20} MB")
-        value = json.loads(data)
-    except OSError as e:
-        raise ModelFileError(f"cannot read {path}: {e.strerror}") from None
-    except (ValueError, RecursionError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({str(e)[:80]})") from None
+    value = read_json_file(path, MAX_JSON)
     if not isinstance(value, dict):
         raise ModelFileError(f"{path}: expected a JSON object")
     return value
