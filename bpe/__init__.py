@@ -1,2 +1,4 @@
-"""bpe: Byte Pair Encoding from scratch: a trainer, and the SentencePiece-exact TinyLlama tokenizer."""
+"""bpe: Byte Pair Encoding from scratch: the trainers, and two tokenizer families behind one interface
+(SentencePiece BPE for Llama-2 / TinyLlama, byte-level BPE for GPT-2 / Llama-3 / SmolLM2 / Qwen2)."""
+from .bytelevel import ByteLevelBPE  # noqa: F401
 from .tokenizer import SentencePieceTokenizer, StreamDecoder  # noqa: F401

@@ -7,53 +7,21 @@ A normalizer here is a function str -> str; a pre-tokenizer a function list[str]
 that cuts every chunk further. `normalizer_from_json` / `pre_tokenizer_from_json` build them
 from a tokenizer.json's objects and raise SpecError naming anything we do not support.
 
-GPT-2's byte-to-unicode table: byte-level BPE works on bytes, but its vocabulary is stored as
-text, so every byte gets a printable character. The 188 bytes that are already printable and
-not a space ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for themselves; the other 68 (controls, space,
-0x7F-0xA0, 0xAD) take the characters 256, 257, ... in byte order. So " " (0x20) is "Ġ" (U+0120)
-and "\n" is "Ċ": " hello" is stored as "Ġhello".
+The ByteLevel step maps each chunk's bytes to vocabulary characters with GPT-2's table
+(bpe/byte_table.py).
 """
 import unicodedata
 
 import regex
 
+from .byte_table import BYTE_TO_CHAR, CHAR_TO_BYTE, to_byte_chars, token_bytes  # noqa: F401
 from .patterns import GPT2
+
+WHITESPACE = set("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200B)}  # Unicode White_Space (Rust's \s)
 
 
 class SpecError(ValueError):
     """A tokenizer.json part that is malformed or not supported, named."""
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's table: byte -> the character that stands for it in the vocabulary."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
-BYTE_TO_CHAR = bytes_to_unicode()
-CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
-WHITESPACE = set("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200B)}
-
-
-def to_byte_chars(text: str) -> str:
-    """A chunk as byte-level vocabulary characters: its UTF-8 bytes, each by GPT-2's table."""
-    return "".join([BYTE_TO_CHAR[b] for b in text.encode("utf-8")])
-
-
-def token_bytes(token: str) -> bytes:
-    """What a token decodes to under the ByteLevel decoder: its bytes by GPT-2's table, or, if any
-    character is not in the table, the token's own UTF-8 (as HF does for added tokens)."""
-    try:
-        return bytes([CHAR_TO_BYTE[c] for c in token])
-    except KeyError:
-        return token.encode("utf-8")
 
 
 # --- normalizers ---------------------------------------------------------------------------------

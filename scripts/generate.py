@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bpe.cli import Parser  # noqa: E402
-from model.config import describe_family  # noqa: E402
+from model.family import describe_family  # noqa: E402
 from model.generate import Stats, check_prompt  # noqa: E402
 from model.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402

@@ -1,0 +1,25 @@
+"""The small-Llama family as a table: each member, what it changes, and where that is handled.
+
+`scripts/generate.py --list-architectures` prints it; README's model table says the same.
+"""
+
+FAMILY = [
+    ("TinyLlama-1.1B, Llama-2", "llama / llama", "the baseline: RMSNorm, RoPE, GQA, SwiGLU, untied head", "model/llama.py"),
+    ("SmolLM2 135M/360M/1.7B", "llama / llama", "tied embeddings, rope theta 1e5, byte-level BPE",
+     "tie_word_embeddings; bpe/bytelevel.py"),
+    ("Llama-3.2 1B/3B", "llama / llama", "rope_scaling llama3 (GGUF: rope_freqs), several EOS ids, "
+     "byte-level BPE with ignore_merges", "model/rope.py llama3_scaling; generation_config.json"),
+    ("older fine-tunes", "llama / llama", "rope_scaling linear or dynamic", "model/rope.py linear_scaling"),
+    ("Qwen2 / Qwen2.5 0.5B/1.5B", "qwen2 / qwen2", "biases on q, k, v; tied head; q/k not permuted in GGUF",
+     "qkv_bias -> layers.linear; gguf_model.PERMUTED"),
+    ("Mistral-7B", "mistral / llama", "sliding-window attention", "windows -> layers.attention_probs(window=)"),
+]
+REFUSED = "GELU variants, Gemma's norm offsets, mixture of experts, yarn/longrope scaling, mlp biases"
+
+
+def describe_family() -> str:
+    """The supported family members as a text table (for --list-architectures)."""
+    rows = [("model", "model_type / GGUF arch", "what differs", "handled by")] + FAMILY
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    lines = ["  ".join(r[k].ljust(widths[k]) for k in range(3)) + "  " + r[3] for r in rows]
+    return "\n".join(lines + ["", f"refused by name: {REFUSED}"])
