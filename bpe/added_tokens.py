@@ -46,6 +46,9 @@ class AddedTokens:
         self._raw = self._automaton(raw)
         self._norm = self._automaton(list(norm))
         self._norm_tokens = norm
+        # with special=False, special tokens are skipped; when every added token is special there
+        # is nothing left to find (HF still scans, but a skipped match cannot change the result)
+        self._all_special = all(t.special for t in tokens)
 
     @staticmethod
     def _automaton(strings):
@@ -56,6 +59,9 @@ class AddedTokens:
 
     def split(self, text: str, *, special: bool) -> list[tuple[str | None, int | None]]:
         """Cut text into stretches to encode (normalized already) and added-token ids."""
+        if not special and self._all_special:
+            piece = self.normalizer(text) if self.normalizer else text
+            return [(piece, None)] if piece else []
         out = []
         for piece, tid in self._find(text, self._raw, self.tokens, special):
             if tid is not None:

@@ -27,9 +27,16 @@ BYTE_TO_CHAR = bytes_to_unicode()
 CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
 
 
+_TRANSLATE = {b: c for b, c in BYTE_TO_CHAR.items()}  # code point of the latin-1 char -> table char
+
+
 def to_byte_chars(text: str) -> str:
-    """A chunk as byte-level vocabulary characters: its UTF-8 bytes, each by GPT-2's table."""
-    return "".join([BYTE_TO_CHAR[b] for b in text.encode("utf-8")])
+    """A chunk as byte-level vocabulary characters: its UTF-8 bytes, each by GPT-2's table.
+
+    subtle: decoding the bytes as latin-1 gives one character per byte (code point = byte),
+    which str.translate then maps through the table, all in C.
+    """
+    return text.encode("utf-8").decode("latin-1").translate(_TRANSLATE)
 
 
 def token_bytes(token: str) -> bytes:

@@ -74,6 +74,10 @@ def split_pieces(text: str, pattern, behavior: str = "Isolated", invert: bool = 
     MergedWithPrevious / MergedWithNext: a match joins the gap before / after it.
     Contiguous: adjacent matches join into one piece. `invert` swaps matches and gaps.
     """
+    if behavior == "Isolated" and not invert:  # the common case: when the matches cover the text, they are the pieces
+        found = pattern.findall(text) if pattern.groups == 0 else None
+        if found is not None and sum(map(len, found)) == len(text):
+            return [f for f in found if f]
     marks, last = [], 0  # (start, end, is_match)
     for m in pattern.finditer(text):
         if m.start() > last:
