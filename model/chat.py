@@ -15,6 +15,7 @@ template did not already write it. Models without a template get TinyLlama-Chat'
 Templates are data from a file, so they run in jinja2's immutable sandbox with limits on template
 size, output size and time; a template that reaches for Python internals fails with ChatTemplateError.
 """
+import json
 import time
 from datetime import datetime
 
@@ -68,6 +69,7 @@ class ChatFormat:
         self.source, self.tokens = source, dict(tokens)
         env = _Environment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
         env.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
+        env.filters["tojson"] = _tojson  # as transformers defines it: plain JSON, non-ASCII kept
         try:
             self.template = env.from_string(template)
         except (jinja2.TemplateError, RecursionError, MemoryError) as e:
@@ -99,6 +101,10 @@ class ChatFormat:
         if tokenizer.add_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
             ids = [tokenizer.bos_id] + ids
         return ids
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
 def _first_line(e) -> str:

@@ -76,6 +76,11 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
     if vocab is None and embed is not None:
         vocab = embed.shape[0]
     layers = get("block_count", int)
+    rotary = meta.get(f"{arch}.rope.dimension_count")
+    head_dim = get("attention.key_length", int, hidden // heads)
+    if rotary is not None and rotary != head_dim:
+        raise ConfigError(f"{source}: partial rotary embeddings ({arch}.rope.dimension_count {rotary} of head "
+                          f"size {head_dim}) are not supported")
     window = meta.get(f"{arch}.attention.sliding_window", 0)  # llama.cpp writes none for Mistral; honoured if there
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise ConfigError(f"{source}: metadata {arch}.attention.sliding_window must be a count, got {window!r}")
@@ -83,7 +88,7 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
         hidden_size=hidden, intermediate_size=get("feed_forward_length", int),
         num_hidden_layers=layers, num_attention_heads=heads,
         num_key_value_heads=get("attention.head_count_kv", int, heads),
-        head_dim=get("attention.key_length", int, hidden // heads),
+        head_dim=head_dim,
         vocab_size=vocab if isinstance(vocab, int) else 0,
         max_position_embeddings=get("context_length", int),
         rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", (int, float))),

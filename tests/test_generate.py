@@ -313,3 +313,11 @@ def test_list_architectures():
     assert res.returncode == 0
     for word in ("qwen2", "mistral", "llama3", "sliding-window", "refused by name"):
         assert word in res.stdout
+
+
+def test_chat_templates_render_as_transformers_does():
+    from model.chat import ChatFormat
+    template = ("{%- set ns = namespace(n=0) %}{%- for m in messages %}{%- set ns.n = ns.n + 1 %}{%- endfor %}"
+                "{{ bos_token }}{{ ns.n }} {{ messages | tojson }}{% if tools is none %} no tools{% endif %}")
+    out = ChatFormat(template, tokens={"bos_token": "<s>"}).render([{"role": "user", "content": "café <b>"}])
+    assert out == '<s>1 [{"role": "user", "content": "café <b>"}] no tools'
