@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, swiglu
-from .rope import inv_frequencies
+from .rope import inv_frequencies, scaled_frequencies
 from .weights import load_checkpoint
 
 
@@ -41,11 +41,11 @@ class Llama:
         self.w = weights
         self.embed_tokens = weights["model.embed_tokens.weight"]           # [V, D]
         self.lm_head = self.embed_tokens if cfg.tie_word_embeddings else weights["lm_head.weight"]  # [V, D]
-        inv_freq = None
         if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
-            inv_freq = (inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32))
-        self.cos, self.sin = rope_tables(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta,
-                                         cfg.rope_scaling, inv_freq=inv_freq)  # [P, E]
+            self.inv_freq = (inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32))
+        else:
+            self.inv_freq = scaled_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)  # [E/2]
+        self.cos = self.sin = np.zeros((0, cfg.head_dim), np.float32)  # [P, E], grown as positions are used
         self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
         self.length = 0                     # positions already in the cache
 
@@ -81,8 +81,11 @@ class Llama:
         if T == 0 or tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
             raise ValueError(f"token ids must be in 0..{cfg.vocab_size - 1}")
         H, K, E = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        cos, sin = self.cos[start:start + T], self.sin[start:start + T]  # [T, E]
         S = start + T
+        if S > len(self.cos):  # rotary tables for the positions in use (doubling), not the whole context
+            grow = min(max(S, 2 * len(self.cos), 256), cfg.max_position_embeddings)
+            self.cos, self.sin = rope_tables(cfg.head_dim, grow, cfg.rope_theta, inv_freq=self.inv_freq)
+        cos, sin = self.cos[start:start + T], self.sin[start:start + T]  # [T, E]
 
         x = self.embed_tokens[tokens]                                    # [T] -> [T, D]
         if trace is not None:

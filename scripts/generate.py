@@ -132,6 +132,9 @@ def main(argv=None) -> int:
     except ValueError as e:  # every library error names its file or value (ModelFileError, ConfigError, ...)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file that cannot be read (permissions, a folder where a file should be, ...)
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
