@@ -189,7 +189,21 @@ def _sentencepiece(model, vocab, merges, added, spec, source) -> SentencePieceTo
     prepend = any(x.get("type") == "Prepend" for x in _flatten(spec.get("normalizer"))) or \
         pre.get("prepend_scheme", "never") != "never"
     proto.normalizer.update(name="identity", add_dummy_prefix=prepend, remove_extra_whitespaces=False)
-    return SentencePieceTokenizer(proto, source=source)
+    tok = SentencePieceTokenizer(proto, source=source)
+    tok.hf_strip = _decoder_strip(spec.get("decoder"))
+    return tok
+
+
+def _decoder_strip(decoder) -> int:
+    """How many leading spaces HF's decoder removes: a Strip step's `start`, or 1 for a Metaspace
+    decoder that prepends (its first "▁" was the dummy prefix)."""
+    for step in _flatten(decoder, "decoders"):
+        if step.get("type") == "Strip" and isinstance(step.get("start"), int) and not isinstance(step["start"], bool):
+            return max(0, min(step["start"], 16))
+        if step.get("type") == "Metaspace" and step.get("prepend_scheme", "always") != "never" and \
+                step.get("add_prefix_space", True):
+            return 1
+    return 0
 
 
 def _flatten(node, key: str = "normalizers") -> list[dict]:

@@ -40,6 +40,7 @@ class SentencePieceTokenizer:
         except ValueError as e:
             raise ModelFileError(f"{source}: {e}") from None
         self.proto = proto
+        self.source = source
         self.pieces = proto.pieces
         self.types = proto.types
         self.add_dummy_prefix = norm["add_dummy_prefix"]
@@ -296,9 +297,11 @@ class SentencePieceTokenizer:
         if not isinstance(i, int) or not 0 <= i < len(self.pieces):
             raise ValueError(f"id {i!r} is out of range (vocabulary has {len(self.pieces)} pieces)")
 
+    hf_strip: int | None = None  # set for tokenizer.json files: decode as HF's decoder chain does
+
     def decode(self, ids) -> str:
-        """Decode ids to text exactly as SentencePiece does."""
-        stream = StreamDecoder(self)
+        """Decode ids to text exactly as SentencePiece does (or, for a tokenizer.json, as HF does)."""
+        stream = self.stream_decoder()
         return "".join([stream.feed(i) for i in ids]) + stream.flush()
 
     def _decode_piece(self, i: int, is_bos_ws: bool) -> tuple[str, bool]:
@@ -314,9 +317,16 @@ class SentencePieceTokenizer:
             piece, stripped = piece[1:], not self.remove_extra_whitespaces
         return piece.replace(SPACE, " "), stripped
 
-    def stream_decoder(self) -> "StreamDecoder":
+    def stream_decoder(self):
         """A decoder that takes ids one at a time and yields text as soon as it is final."""
-        return StreamDecoder(self)
+        return HFStreamDecoder(self) if self.hf_strip is not None else StreamDecoder(self)
+
+
+def _utf8_or_replacements(run: bytearray) -> str:
+    try:
+        return run.decode("utf-8")
+    except UnicodeDecodeError:
+        return REPLACEMENT * len(run)
 
 
 def decode_bytes(data: bytes) -> str:
@@ -372,4 +382,43 @@ class StreamDecoder:
         text = decode_bytes(bytes(self.pending[:n]))
         del self.pending[:n]
         self.text_empty = self.text_empty and not text
+        return text
+
+
+class HFStreamDecoder:
+    """HF's decoder chain for SentencePiece-style tokenizer.json files, one id at a time:
+    "▁" -> " ", control and unknown pieces as their text, each run of <0xXX> pieces as UTF-8
+    (subtle: one bad byte makes the whole run U+FFFDs, so a run is held until it ends), and
+    `hf_strip` leading spaces of the whole text removed (HF's Strip decoder)."""
+
+    def __init__(self, tokenizer: SentencePieceTokenizer):
+        self.tok = tokenizer
+        self.run = bytearray()
+        self.strip = tokenizer.hf_strip
+
+    def feed(self, i: int) -> str:
+        """Take one id; return the text that is now final."""
+        self.tok._check_id(i)
+        b = self.tok.id_to_byte.get(i)
+        if b is not None:
+            self.run.append(b)
+            return ""
+        return self._emit(self.flush_run() + self.tok.pieces[i].replace(SPACE, " "))
+
+    def flush_run(self) -> str:
+        text = _utf8_or_replacements(self.run) if self.run else ""
+        self.run.clear()
+        return text
+
+    def flush(self) -> str:
+        """Return what is still held back."""
+        return self._emit(self.flush_run())
+
+    def _emit(self, text: str) -> str:
+        while self.strip and text:
+            self.strip -= 1
+            if text.startswith(" "):
+                text = text[1:]
+            else:
+                self.strip = 0
         return text

@@ -210,3 +210,19 @@ def test_byte_level_decode_rejects_bad_ids(smollm2_json):
     assert_clean_error(run("decode", "--model", str(smollm2_json), stdin="1 99999999\n"), "99999999")
     for bad in ["٣", "1_000", "+15", "-1"]:
         assert_clean_error(run("decode", "--model", str(smollm2_json), stdin=f"{bad}\n"), repr(bad))
+
+
+def test_sentencepiece_style_tokenizer_json_decodes_as_hf(llama_model_path):
+    """For a tokenizer.json, decode is HF's (control tokens as text, a bad byte run as U+FFFDs);
+    for the .model file it stays spm_decode's."""
+    from tokenizers import Tokenizer
+    json_path = fixture_path("llama2-tokenizer.json")
+    hf = Tokenizer.from_file(str(json_path))
+    cases = [[1, 15043], [15043], [0, 15043], [198, 172, 258, 263], [229, 133, 263], [263, 2, 29871, 13], [1, 2, 1],
+             [29871, 29871, 1], [3 + 0xF0, 3 + 0x9F, 3 + 0x98, 3 + 0x80]]
+    stdin = "".join(" ".join(map(str, ids)) + "\n" for ids in cases)
+    res = run("decode", "--model", str(json_path), stdin=stdin)
+    assert res.stdout == "".join(hf.decode(ids, skip_special_tokens=False) + "\n" for ids in cases)
+    sp = spm.SentencePieceProcessor(model_file=str(llama_model_path))
+    res = run("decode", "--model", str(llama_model_path), stdin=stdin)
+    assert res.stdout == "".join(sp.decode(ids) + "\n" for ids in cases)
