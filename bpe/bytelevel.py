@@ -43,12 +43,13 @@ class ByteLevelBPE:
         self.unk_id = self.vocab.get(unk_token) if unk_token is not None else None
         self.fuse_unk = fuse_unk
         # merges[(left id, right id)] = (rank, merged id); rank = position in the list unless given
+        # (a pair listed twice keeps its last rank, as HF's merge map does)
         self.merges: dict[tuple[int, int], tuple[int, int]] = {}
         for k, (a, b) in enumerate(merges):
             ids = (self.vocab.get(a), self.vocab.get(b), self.vocab.get(a + b))
             if None in ids:
                 raise ValueError(f"merge {k} ({a[:20]!r} {b[:20]!r}) uses a token that is not in the vocabulary")
-            self.merges.setdefault(ids[:2], (ranks[k] if ranks else k, ids[2]))
+            self.merges[ids[:2]] = (ranks[k] if ranks else k, ids[2])
         self.added = AddedTokens(list(added), normalizer)
         self.pieces: dict[int, str] = {i: t for t, i in self.vocab.items()}
         self.pieces.update({t.id: t.content for t in added})
@@ -178,22 +179,25 @@ class ByteLevelBPE:
         ranks = list(buckets)
         heapq.heapify(ranks)
 
-        def add(rank, k):
+        get, pop, push = merges.get, heapq.heappop, heapq.heappush
+
+        def file(rank, k):  # put position k in its rank's bucket
             bucket = buckets.get(rank)
             if bucket is None:
                 buckets[rank] = [k]
-                heapq.heappush(ranks, rank)
+                push(ranks, rank)
             else:
                 bucket.append(k)
 
         while ranks:
-            rank = heapq.heappop(ranks)
-            todo = sorted(buckets.pop(rank))
+            rank = pop(ranks)
+            todo = buckets.pop(rank)
+            todo.sort()
             for at, k in enumerate(todo):
-                right = nxt[k]
-                if ids[k] < 0 or right < 0:
+                right, left = nxt[k], ids[k]
+                if left < 0 or right < 0:
                     continue
-                hit = merges.get((ids[k], ids[right]))
+                hit = get((left, ids[right]))
                 if hit is None or hit[0] != rank:  # stale: a neighbour changed since it was filed
                     continue
                 new = ids[k] = hit[1]
@@ -202,19 +206,19 @@ class ByteLevelBPE:
                 lower = False
                 if after >= 0:
                     prev[after] = k
-                    hit = merges.get((new, ids[after]))
-                    if hit:
-                        add(hit[0], k)
+                    hit = get((new, ids[after]))
+                    if hit is not None:
+                        file(hit[0], k)
                         lower = hit[0] < rank
                 before = prev[k]
                 if before >= 0:
-                    hit = merges.get((ids[before], new))
-                    if hit:
-                        add(hit[0], before)
+                    hit = get((ids[before], new))
+                    if hit is not None:
+                        file(hit[0], before)
                         lower = lower or hit[0] < rank
                 if lower:  # a lower rank appeared: it goes first, the rest of this bucket waits
                     for rest in todo[at + 1:]:
-                        add(rank, rest)
+                        file(rank, rest)
                     break
         out, k = [], 0
         while k >= 0:
