@@ -403,16 +403,16 @@ class HFStreamDecoder:
         if b is not None:
             self.run.append(b)
             return ""
-        return self._emit(self.flush_run() + self.tok.pieces[i].replace(SPACE, " "))
+        return self._emit(self._flush_run() + self.tok.pieces[i].replace(SPACE, " "))
 
-    def flush_run(self) -> str:
+    def _flush_run(self) -> str:
         text = _utf8_or_replacements(self.run) if self.run else ""
         self.run.clear()
         return text
 
     def flush(self) -> str:
         """Return what is still held back."""
-        return self._emit(self.flush_run())
+        return self._emit(self._flush_run())
 
     def _emit(self, text: str) -> str:
         while self.strip and text:

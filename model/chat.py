@@ -43,6 +43,7 @@ class _Environment(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset(["*", "**"])
 
     def call_binop(self, context, operator, left, right):
+        """Refuse `*` and `**` whose result would be huge; otherwise the sandbox's own operator."""
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
             raise jinja2.sandbox.SecurityError("exponent too large")
         if operator == "*" and isinstance(right, int) and isinstance(left, (str, list, tuple)) and \
