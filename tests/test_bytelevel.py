@@ -244,3 +244,26 @@ def test_short_and_long_merge_loops_agree(trained, word):
     _, ours, _ = trained
     symbols = ours._symbols(to_byte_chars(word))
     assert ours._merge_short(list(symbols)) == ours._merge_heap(list(symbols))
+
+
+def test_post_processor_bos_eos_equal_hf(tmp_path):
+    """--bos / --eos add what the file's TemplateProcessing puts around a text (Llama-3 style)."""
+    from tokenizers import processors
+    normalizer, pre, _ = CONFIGS["llama3"]()
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus(), trainers.BpeTrainer(vocab_size=500, show_progress=False,
+                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.add_special_tokens([HFAdded("<|begin_of_text|>", special=True), HFAdded("<|end_of_text|>", special=True)])
+    bos, eos = tok.token_to_id("<|begin_of_text|>"), tok.token_to_id("<|end_of_text|>")
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<|begin_of_text|> $A <|end_of_text|>",
+                                      special_tokens=[("<|begin_of_text|>", bos), ("<|end_of_text|>", eos)])])
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    ours = load_tokenizer(path)
+    for text in ["Hello world", "", "<|begin_of_text|>x"]:
+        assert ours.encode(text, bos=True, eos=True, special=True) == tok.encode(text).ids
+    assert ours.bos_id == bos and ours.add_bos
