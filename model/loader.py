@@ -98,11 +98,24 @@ def load_folder(folder: Path) -> Loaded:
     tok.stop_ids = {i for i in stops if 0 <= i < tok.vocab_size} | ({tok.eos_id} if tok.eos_id >= 0 else set())
     template = _chat_template(folder, settings)
     chat = ChatFormat(template, tokens=tokens, source=str(folder)) if template is not None else default_format(tok)
-    defaults = {k: generation[k] for k in ("temperature", "top_k", "top_p")
-                if isinstance(generation.get(k), (int, float)) and not isinstance(generation.get(k), bool)}
+    defaults = _sampling_defaults(generation, folder / "generation_config.json")
+    return Loaded(model, tok, chat, str(folder), defaults)
+
+
+def _sampling_defaults(generation: dict, path: Path) -> dict:
+    """temperature / top_k / top_p from generation_config.json (greedy when do_sample is false)."""
+    from .sampling import check_sampling
+    defaults = {k: generation[k] for k in ("temperature", "top_k", "top_p") if generation.get(k) is not None}
+    for k, v in defaults.items():
+        if isinstance(v, bool) or not isinstance(v, int if k == "top_k" else (int, float)):
+            raise ModelFileError(f"{path}: {k} must be a number, got {v!r}")
+    try:
+        check_sampling(defaults.get("temperature", 1.0), defaults.get("top_k", 0), defaults.get("top_p", 1.0))
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}") from None
     if generation.get("do_sample") is False:
         defaults["temperature"] = 0.0
-    return Loaded(model, tok, chat, str(folder), defaults)
+    return defaults
 
 
 def folder_tokenizer(folder: Path):

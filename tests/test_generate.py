@@ -321,3 +321,12 @@ def test_chat_templates_render_as_transformers_does():
                 "{{ bos_token }}{{ ns.n }} {{ messages | tojson }}{% if tools is none %} no tools{% endif %}")
     out = ChatFormat(template, tokens={"bos_token": "<s>"}).render([{"role": "user", "content": "café <b>"}])
     assert out == '<s>1 [{"role": "user", "content": "café <b>"}] no tools'
+
+
+def test_bad_generation_config_is_named(qwen_folder, tmp_path):
+    import shutil
+    bad = tmp_path / "bad"
+    shutil.copytree(qwen_folder, bad, symlinks=True)
+    for value in ({"temperature": -1}, {"top_p": 0}, {"top_k": "x"}, {"top_k": 2.5}):
+        (bad / "generation_config.json").write_text(json.dumps(value))
+        assert_clean_error(run_generate("--model", str(bad), "--prompt", "x"), "generation_config.json")
