@@ -107,8 +107,8 @@ def _sampling_defaults(generation: dict, path: Path) -> dict:
     from .sampling import check_sampling
     defaults = {k: generation[k] for k in ("temperature", "top_k", "top_p") if generation.get(k) is not None}
     for k, v in defaults.items():
-        if isinstance(v, bool) or not isinstance(v, int if k == "top_k" else (int, float)):
-            raise ModelFileError(f"{path}: {k} must be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int if k == "top_k" else (int, float)) or abs(v) > 2**31:
+            raise ModelFileError(f"{path}: {k} must be a number in range, got {str(v)[:40]}")
     try:
         check_sampling(defaults.get("temperature", 1.0), defaults.get("top_k", 0), defaults.get("top_p", 1.0))
     except ValueError as e:

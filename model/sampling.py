@@ -3,17 +3,26 @@
 Every random choice draws from an explicit `numpy.random.Generator`, so a seed fixes the text.
 Order, as in Hugging Face: temperature, then top-k, then top-p.
 """
+import math
+
 import numpy as np
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Raise ValueError naming the first invalid sampling value."""
-    if not np.isfinite(temperature) or temperature < 0:
+    if not _finite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k < 0:
         raise ValueError(f"top-k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top-p must be in (0, 1] (1 = off), got {top_p}")
+
+
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (OverflowError, TypeError, ValueError):  # an int too large for a float, or not a number
+        return False
 
 
 def top_k_candidates(logits: np.ndarray, k: int) -> np.ndarray:

@@ -117,3 +117,15 @@ def prompts(seed: int = 1) -> dict[str, list[int]]:
     """The token prompts the golden files use: one token, and fifty."""
     rng = np.random.default_rng(seed)
     return {"one": [1], "fifty": [1] + rng.integers(3, VOCAB, 49).tolist()}
+
+
+def greedy(model, ids, steps: int, stop: int | None = None) -> list[int]:
+    """Our model's greedy continuation of ids: `steps` new tokens (fewer if `stop` comes), cached."""
+    model.new_cache(len(ids) + steps)
+    logits, out = model.forward(ids), []
+    for _ in range(steps):
+        out.append(int(np.argmax(logits)))
+        if out[-1] == stop:
+            break
+        logits = model.forward([out[-1]])
+    return out

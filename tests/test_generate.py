@@ -327,6 +327,7 @@ def test_bad_generation_config_is_named(qwen_folder, tmp_path):
     import shutil
     bad = tmp_path / "bad"
     shutil.copytree(qwen_folder, bad, symlinks=True)
-    for value in ({"temperature": -1}, {"top_p": 0}, {"top_k": "x"}, {"top_k": 2.5}):
+    for value in ({"temperature": -1}, {"top_p": 0}, {"top_k": "x"}, {"top_k": 2.5}, {"temperature": 2**64},
+                  {"top_p": float("nan")}):
         (bad / "generation_config.json").write_text(json.dumps(value))
         assert_clean_error(run_generate("--model", str(bad), "--prompt", "x"), "generation_config.json")

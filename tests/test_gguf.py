@@ -16,6 +16,7 @@ from model.quants import TYPES, dequantize
 from conftest import ROOT, assert_clean_error, smollm2_gguf_path
 
 gguf = pytest.importorskip("gguf")
+from checkpoints import greedy  # noqa: E402
 from gguf_checkpoints import VARIANTS, write_gguf  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -73,12 +74,7 @@ def test_gguf_logits_and_greedy_tokens_match_transformers(variant):
     logits = model.forward(ids, all_logits=True)
     np.testing.assert_allclose(logits[-1], gold["fifty_last"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(logits[:, :64], gold["fifty_head"], atol=1e-4, rtol=0)
-    model.new_cache(64)
-    logits, out = model.forward(ids[:10]), []
-    for _ in range(len(gold["greedy"])):
-        out.append(int(np.argmax(logits)))
-        logits = model.forward([out[-1]])
-    assert out == gold["greedy"].tolist()
+    assert greedy(model, ids[:10], len(gold["greedy"])) == gold["greedy"].tolist()
 
 
 def test_gguf_tokenizer_and_text_through_the_cli(variant):
@@ -93,17 +89,6 @@ def test_gguf_tokenizer_and_text_through_the_cli(variant):
 @pytest.fixture(scope="module")
 def smollm2():
     return load(str(smollm2_gguf_path()))
-
-
-def greedy(model, ids, steps, stop=None):
-    model.new_cache(len(ids) + steps)
-    logits, out = model.forward(ids), []
-    for _ in range(steps):
-        out.append(int(np.argmax(logits)))
-        if out[-1] == stop:
-            break
-        logits = model.forward([out[-1]])
-    return out
 
 
 def test_smollm2_matches_transformers_greedy(smollm2):
@@ -223,12 +208,7 @@ def test_family_as_gguf_gives_the_same_text(tmp_path, name):
     ids = gold["fifty_ids"].tolist()
     loaded.model.new_cache(len(ids))
     np.testing.assert_allclose(loaded.model.forward(ids), gold["fifty_last"], atol=1e-3, rtol=0)
-    loaded.model.new_cache(64)
-    logits, out = loaded.model.forward(ids[:10]), []
-    for _ in range(len(gold["greedy"])):
-        out.append(int(np.argmax(logits)))
-        logits = loaded.model.forward([out[-1]])
-    assert out == gold["greedy"].tolist()
+    assert greedy(loaded.model, ids[:10], len(gold["greedy"])) == gold["greedy"].tolist()
 
 
 # --- the user-facing edges around a real model ------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 
 from model.llama import Llama
 
-from checkpoints import CONFIGS, write_checkpoint
+from checkpoints import CONFIGS, greedy, write_checkpoint
 from conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -39,10 +39,4 @@ def test_cached_decode_equals_full_forward(case):
 
 def test_greedy_generation_matches_transformers(case):
     model, gold = case
-    ids = gold["fifty_ids"].tolist()[:10]
-    model.new_cache(len(ids) + len(gold["greedy"]))
-    logits, out = model.forward(ids), []
-    for _ in range(len(gold["greedy"])):
-        out.append(int(np.argmax(logits)))
-        logits = model.forward([out[-1]])
-    assert out == gold["greedy"].tolist()
+    assert greedy(model, gold["fifty_ids"].tolist()[:10], len(gold["greedy"])) == gold["greedy"].tolist()

@@ -7,6 +7,7 @@ import pytest
 
 from model.loader import load
 
+from checkpoints import greedy
 from conftest import ROOT, smollm2_gguf_path
 
 pytestmark = pytest.mark.oracle
@@ -34,12 +35,7 @@ def test_gguf_against_live_transformers(live):
     model.new_cache(len(ids))
     logits = model.forward(ids, all_logits=True)
     np.testing.assert_allclose(logits[-1], ref["fifty_last"], atol=1e-4, rtol=0)
-    model.new_cache(64)
-    logits, out = model.forward(ids[:10]), []
-    for _ in range(len(ref["greedy"])):
-        out.append(int(np.argmax(logits)))
-        logits = model.forward([out[-1]])
-    assert out == ref["greedy"].tolist()
+    assert greedy(model, ids[:10], len(ref["greedy"])) == ref["greedy"].tolist()
 
 
 def test_gguf_goldens_are_current(live):
@@ -59,10 +55,4 @@ def test_smollm2_against_live_transformers():
     assert ref == json.loads((GOLDEN / "smollm2.json").read_text()), "rerun tests/make_golden.py"
     loaded = load(str(path))
     for case in ref["cases"]:
-        ids = case["ids"]
-        loaded.model.new_cache(len(ids) + 40)
-        logits, out = loaded.model.forward(ids), []
-        for _ in range(len(case["greedy"])):
-            out.append(int(np.argmax(logits)))
-            logits = loaded.model.forward([out[-1]])
-        assert out == case["greedy"]
+        assert greedy(loaded.model, case["ids"], len(case["greedy"])) == case["greedy"]

@@ -9,7 +9,7 @@ import pytest
 from model.chat import encode_chat
 from model.llama import Llama
 
-from checkpoints import CONFIGS, write_checkpoint
+from checkpoints import CONFIGS, greedy, write_checkpoint
 from conftest import ROOT, fixture_path
 
 pytestmark = pytest.mark.oracle
@@ -43,13 +43,7 @@ def test_against_live_transformers(live):
         logits = model.forward(ids, all_logits=True)
         np.testing.assert_allclose(logits[-1], ref[f"{prompt}_last"], atol=1e-4, rtol=0)
         np.testing.assert_allclose(logits[:, :64], ref[f"{prompt}_head"], atol=1e-4, rtol=0)
-    ids = ref["fifty_ids"].tolist()[:10]
-    model.new_cache(64)
-    logits, out = model.forward(ids), []
-    for _ in range(len(ref["greedy"])):
-        out.append(int(np.argmax(logits)))
-        logits = model.forward([out[-1]])
-    assert out == ref["greedy"].tolist()
+    assert greedy(model, ref["fifty_ids"].tolist()[:10], len(ref["greedy"])) == ref["greedy"].tolist()
 
 
 def test_golden_files_are_current(live):
@@ -135,15 +129,10 @@ def test_family_checkpoint_written_by_transformers(tmp_path, name):
     ids = list(np.random.default_rng(0).integers(3, 512, 20))
     with torch.no_grad():
         want = ref(torch.tensor([ids])).logits[0].numpy()
-        greedy = list(ids)
+        reference = list(ids)
         for _ in range(32):
-            greedy.append(int(ref(torch.tensor([greedy])).logits[0, -1].argmax()))
+            reference.append(int(ref(torch.tensor([reference])).logits[0, -1].argmax()))
     ours = Llama.load(tmp_path)
     ours.new_cache(len(ids))
     np.testing.assert_allclose(ours.forward(ids, all_logits=True), want, atol=1e-4, rtol=0)
-    ours.new_cache(len(greedy))
-    logits, out = ours.forward(ids), []
-    for _ in range(32):
-        out.append(int(np.argmax(logits)))
-        logits = ours.forward([out[-1]])
-    assert out == greedy[len(ids):]
+    assert greedy(ours, ids, 32) == reference[len(ids):]
