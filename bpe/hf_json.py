@@ -185,24 +185,36 @@ def _sentencepiece(model, vocab, merges, added, spec, source) -> SentencePieceTo
                             f"on from {n} without gaps")
         proto.add_piece(t.content, 0.0, CONTROL if t.special else USER_DEFINED)
     proto.trainer.update(model_type=2, byte_fallback=bool(model.get("byte_fallback")), vocab_size=n)
-    pre = spec.get("pre_tokenizer") if isinstance(spec.get("pre_tokenizer"), dict) else {}
-    prepend = any(x.get("type") == "Prepend" for x in _flatten(spec.get("normalizer"))) or \
-        pre.get("prepend_scheme", "never") != "never"
+    scheme = _metaspace_scheme(spec)
+    prepend = any(x.get("type") == "Prepend" for x in _flatten(spec.get("normalizer"))) or scheme not in (None, "never")
     proto.normalizer.update(name="identity", add_dummy_prefix=prepend, remove_extra_whitespaces=False)
     tok = SentencePieceTokenizer(proto, source=source)
+    decoders = _flatten(spec.get("decoder"), "decoders")
     tok.hf_strip = _decoder_strip(spec.get("decoder"))
+    tok.hf_byte_fallback = any(d.get("type") == "ByteFallback" for d in decoders)
+    tok.hf_metaspace = any(d.get("type") == "Metaspace" and (d.get("prepend_scheme") or
+                           ("always" if d.get("add_prefix_space", True) else "never")) != "never" for d in decoders)
+    if scheme in ("first", "always"):
+        tok.hf_prepend = scheme
     return tok
 
 
+def _metaspace_scheme(spec) -> str | None:
+    """A Metaspace pre-tokenizer's prepend scheme (older files say add_prefix_space), or None."""
+    for p in _flatten(spec.get("pre_tokenizer"), "pretokenizers"):
+        if p.get("type") == "Metaspace":
+            if p.get("split") is True:
+                raise SpecError("a Metaspace pre-tokenizer with split = true is not supported")
+            return p.get("prepend_scheme") or ("always" if p.get("add_prefix_space", True) else "never")
+    return None
+
+
 def _decoder_strip(decoder) -> int:
-    """How many leading spaces HF's decoder removes: a Strip step's `start`, or 1 for a Metaspace
-    decoder that prepends (its first "▁" was the dummy prefix)."""
+    """How many leading spaces HF's decoder removes with a Strip step (a Metaspace decoder drops the
+    first token's "▁"s instead: hf_metaspace)."""
     for step in _flatten(decoder, "decoders"):
         if step.get("type") == "Strip" and isinstance(step.get("start"), int) and not isinstance(step["start"], bool):
             return max(0, min(step["start"], 16))
-        if step.get("type") == "Metaspace" and step.get("prepend_scheme", "always") != "never" and \
-                step.get("add_prefix_space", True):
-            return 1
     return 0
 
 

@@ -128,16 +128,24 @@ class SentencePieceTokenizer:
         return self.pieces[i]
 
     # --- encoding ----------------------------------------------------------------------------
-    def normalize(self, text: str) -> str:
+    # HF's Metaspace pre-tokenizer ("first" / "always") prepends "▁" only to text that does not
+    # already start with a space, and with "first" only to the text at the very start
+    hf_prepend: str | None = None
+
+    def normalize(self, text: str, *, first: bool = True) -> str:
         """SentencePiece normalization: "▁" for spaces, the dummy prefix, optional space squeezing
         (and, for models that have one, the precompiled character map such as nmt_nfkc).
+        `first`: the text starts the input (not after a special token), for HF's "first" scheme.
 
         >>> tok.normalize("Hello  world")            # doctest: +SKIP
         '▁Hello▁▁world'
         """
+        prefix = self.add_dummy_prefix
+        if self.hf_prepend is not None:
+            prefix = prefix and not text.startswith((" ", SPACE)) and (first or self.hf_prepend == "always")
         if self.charsmap or self.user_defined:  # the general, byte-by-byte path
             return normalize(text, charsmap=self.charsmap, user_defined=self.user_defined,
-                             add_dummy_prefix=self.add_dummy_prefix, escape_whitespaces=self.escape_whitespaces,
+                             add_dummy_prefix=prefix, escape_whitespaces=self.escape_whitespaces,
                              remove_extra_whitespaces=self.remove_extra_whitespaces,
                              whitespace_suffix=self.whitespace_suffix)
         if self.remove_extra_whitespaces:  # squeeze runs of " " and drop leading ones
@@ -146,12 +154,12 @@ class SentencePieceTokenizer:
             return ""
         space = SPACE if self.escape_whitespaces else " "
         text = text.replace(" ", space)
-        if self.add_dummy_prefix and not self.whitespace_suffix:
+        if prefix and not self.whitespace_suffix:
             text = space + text
         if self.remove_extra_whitespaces:
             # subtle: SentencePiece strips trailing "▁" after escaping, so a literal "▁" goes too
             text = text.rstrip(space)
-        if self.add_dummy_prefix and self.whitespace_suffix:
+        if prefix and self.whitespace_suffix:
             text = text + space
         return text
 
@@ -162,8 +170,11 @@ class SentencePieceTokenizer:
         """
         if special:
             return self.encode_with_special(text, bos=bos, eos=eos)
+        return self._encode(text, bos=bos, eos=eos)
+
+    def _encode(self, text: str, *, bos: bool = False, eos: bool = False, first: bool = True) -> list[int]:
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
-        normalized = self.normalize(text)
+        normalized = self.normalize(text, first=first)
         if self._chunk_re is None:
             ids += self._encode_chunk(normalized)
         else:
@@ -200,7 +211,7 @@ class SentencePieceTokenizer:
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
         if specials:
             for k, part in enumerate(re.split("(" + "|".join(map(re.escape, specials)) + ")", text)):
-                ids += [self.reserved[part]] if k % 2 else self.encode(part)
+                ids += [self.reserved[part]] if k % 2 else self._encode(part, first=k == 0)
         else:
             ids += self.encode(text)
         if eos and self.eos_id >= 0:
@@ -298,6 +309,8 @@ class SentencePieceTokenizer:
             raise ValueError(f"id {i!r} is out of range (vocabulary has {len(self.pieces)} pieces)")
 
     hf_strip: int | None = None  # set for tokenizer.json files: decode as HF's decoder chain does
+    hf_byte_fallback = True      # ... and whether that chain turns <0xXX> pieces into bytes
+    hf_metaspace = False         # ... and whether it is a Metaspace decoder (drops the first token's "▁"s)
 
     def decode(self, ids) -> str:
         """Decode ids to text exactly as SentencePiece does (or, for a tokenizer.json, as HF does)."""
@@ -389,21 +402,27 @@ class HFStreamDecoder:
     """HF's decoder chain for SentencePiece-style tokenizer.json files, one id at a time:
     "▁" -> " ", control and unknown pieces as their text, each run of <0xXX> pieces as UTF-8
     (subtle: one bad byte makes the whole run U+FFFDs, so a run is held until it ends), and
-    `hf_strip` leading spaces of the whole text removed (HF's Strip decoder)."""
+    `hf_strip` leading spaces of the whole text removed (HF's Strip decoder). A Metaspace decoder
+    instead drops every "▁" of the first token, and leaves <0xXX> pieces as text."""
 
     def __init__(self, tokenizer: SentencePieceTokenizer):
         self.tok = tokenizer
         self.run = bytearray()
         self.strip = tokenizer.hf_strip
+        self.first = True  # the next token is the first (a Metaspace decoder drops its every "▁")
 
     def feed(self, i: int) -> str:
         """Take one id; return the text that is now final."""
         self.tok._check_id(i)
-        b = self.tok.id_to_byte.get(i)
+        b = self.tok.id_to_byte.get(i) if self.tok.hf_byte_fallback else None
         if b is not None:
             self.run.append(b)
+            self.first = False
             return ""
-        return self._emit(self._flush_run() + self.tok.pieces[i].replace(SPACE, " "))
+        piece = self.tok.pieces[i]
+        piece = piece.replace(SPACE, "") if self.first and self.tok.hf_metaspace else piece.replace(SPACE, " ")
+        self.first = False
+        return self._emit(self._flush_run() + piece)
 
     def _flush_run(self) -> str:
         text = _utf8_or_replacements(self.run) if self.run else ""

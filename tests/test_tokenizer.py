@@ -164,3 +164,27 @@ def test_spm_trained_models_with_normalization_rules(spm_trained, text):
     ours, ref = spm_trained
     assert ours.encode(text) == ref.encode(text)
     assert ours.decode(ref.encode(text)) == ref.decode(ref.encode(text))
+
+
+@pytest.fixture(scope="module", params=["first", "always"])
+def metaspace_json(request, tmp_path_factory):
+    """Llama-2's tokenizer.json as newer converters write it: no normalizer, a Metaspace
+    pre-tokenizer (prepend "first" or "always") and a Metaspace decoder without ByteFallback."""
+    import json
+    tokenizers = pytest.importorskip("tokenizers")
+    spec = json.loads(fixture_path("llama2-tokenizer.json").read_text(encoding="utf-8"))
+    meta = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": request.param, "split": False}
+    spec.update(normalizer=None, pre_tokenizer=meta, decoder=dict(meta))
+    path = tmp_path_factory.mktemp("meta") / "tokenizer.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return load_tokenizer(path), tokenizers.Tokenizer.from_file(str(path))
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.one_of(TRICKY, st.text(max_size=6)), max_size=8))
+def test_metaspace_tokenizer_json_equals_hf(metaspace_json, parts):
+    ours, hf = metaspace_json
+    text = "".join(parts)
+    ids = hf.encode(text, add_special_tokens=False).ids
+    assert ours.encode(text, special=True) == ids
+    assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=False)
