@@ -14,7 +14,7 @@ this and the model loads, runs, and talks nonsense: the classic broken export.
 import numpy as np
 
 from .config import ConfigError, LlamaConfig
-from .gguf import GGUFError, GGUFFile
+from .gguf import GGUFFile
 from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
 from .weights import WeightsError, expected_shapes
 
@@ -173,6 +173,3 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
 def open_gguf(path) -> GGUFFile:
     """Parse a GGUF header (GGUFError naming the file on any problem)."""
     return GGUFFile(path)
-
-
-__all__ = ["GGUFError", "config_from_metadata", "load_gguf_weights", "open_gguf", "unpermute", "hf_name"]

@@ -22,7 +22,7 @@ class Settings:
 
 def stop_ids(model, tok) -> set[int]:
     """Ids that end generation: the tokenizer's end ids (EOS, end of turn) and the config's EOS."""
-    ids = set(getattr(tok, "stop_ids", ()) or ()) | {tok.eos_id}
+    ids = set(tok.stop_ids) | {tok.eos_id}
     eos = model.cfg.eos_token_id
     ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
     return {i for i in ids if i is not None and i >= 0}
