@@ -44,7 +44,7 @@ def load_tokenizer(path, *, pattern: str | None = None):
 
 def load_gguf_tokenizer(path, pattern=None):
     """The tokenizer inside a GGUF file; the whole file's header is checked first."""
-    from model.gguf import GGUFError, GGUFFile  # the container reader lives with the model
+    from model.formats.gguf import GGUFError, GGUFFile  # the container reader lives with the model
     if pattern is not None:
         raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; a GGUF file names its own")
     try:

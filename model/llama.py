@@ -15,7 +15,7 @@ import numpy as np
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, swiglu
 from .rope import inv_frequencies, scaled_frequencies
-from .weights import load_checkpoint
+from .formats.weights import load_checkpoint
 
 
 def lazy_zeros(shape) -> np.ndarray:

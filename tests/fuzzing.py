@@ -24,10 +24,10 @@ def project_errors() -> tuple:
     from bpe.model_file import ModelFileError
     from model.chat import ChatTemplateError
     from model.config import ConfigError
-    from model.gguf import GGUFError
-    from model.hub import ModelNotFound
-    from model.ollama import OllamaError
-    from model.weights import WeightsError
+    from model.formats.gguf import GGUFError
+    from model.formats.hub import ModelNotFound
+    from model.formats.ollama import OllamaError
+    from model.formats.weights import WeightsError
     return ModelFileError, ConfigError, WeightsError, GGUFError, OllamaError, ChatTemplateError, ModelNotFound
 
 
@@ -39,8 +39,8 @@ def build_seeds(folder: Path, fixtures: Path) -> dict:
     from bpe.files import load_tokenizer
     from model.chat import ChatFormat
     from model.config import LlamaConfig
-    from model.loader import load, load_folder
-    from model.weights import checkpoint_files, load_tensors, read_header, save_safetensors
+    from model.formats.loader import load, load_folder
+    from model.formats.weights import checkpoint_files, load_tensors, read_header, save_safetensors
 
     words = {}
     for line in ["the quick brown fox", "jumps over the lazy dog", "the end"] * 3:
@@ -65,7 +65,7 @@ def build_seeds(folder: Path, fixtures: Path) -> dict:
             [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
 
     def read_manifest(path):
-        from model import ollama
+        from model.formats import ollama
         os.environ["OLLAMA_MODELS"] = str(path.parents[4])  # manifests/registry.ollama.ai/library/tiny/latest
         ollama.resolve("ollama:tiny:latest")
 
@@ -153,12 +153,12 @@ def prepare_folder(case_dir: Path, fmt: str, folder: Path) -> None:
     if fmt == "safetensors-index":
         (case_dir / "a.safetensors").write_bytes((folder / "seed.safetensors").read_bytes())
     elif fmt in ("tokenizer-config", "generation-config"):
-        from model.weights import save_safetensors
+        from model.formats.weights import save_safetensors
         import numpy as np
         cfg = _config()
         (case_dir / "config.json").write_text(json.dumps(cfg))
         (case_dir / "tokenizer.model").write_bytes((folder / "tok512.model").read_bytes())
-        from model.weights import expected_shapes
+        from model.formats.weights import expected_shapes
         from model.config import LlamaConfig
         shapes = expected_shapes(LlamaConfig.from_dict(cfg))
         save_safetensors(case_dir / "model.safetensors", {n: np.ones(s, np.float32) for n, s in shapes.items()}, "F32")

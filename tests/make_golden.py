@@ -99,7 +99,7 @@ def main() -> None:
     force = "--force" in sys.argv
     import json
     from gguf_checkpoints import VARIANTS, write_gguf
-    from model.smollm2 import smollm2_gguf
+    from model.formats.smollm2 import smollm2_gguf
     (HERE / "golden").mkdir(exist_ok=True)
     for name in CONFIGS:
         if (HERE / "golden" / f"{name}.npz").exists() and not force:

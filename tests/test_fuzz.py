@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model.gguf import GGUFError, GGUFFile
+from model.formats.gguf import GGUFError, GGUFFile
 
 from conftest import FIXTURES, fixture_path
 from fuzzing import fuzz, project_errors, run_case
@@ -139,7 +139,7 @@ def test_cve_2024_34359_templates_cannot_reach_python(tmp_path, template):
 
 
 def test_shard_paths_stay_in_the_folder(tmp_path):
-    from model.weights import WeightsError, checkpoint_files
+    from model.formats.weights import WeightsError, checkpoint_files
     for shard in ["../../etc/passwd", "/etc/passwd", "..", "a/../../b.safetensors", 7]:
         (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
         with pytest.raises(WeightsError, match="not a file name"):
@@ -147,7 +147,7 @@ def test_shard_paths_stay_in_the_folder(tmp_path):
 
 
 def test_ollama_digests_and_names_are_checked(tmp_path, monkeypatch):
-    from model.ollama import OllamaError, resolve
+    from model.formats.ollama import OllamaError, resolve
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path))
     manifest = tmp_path / "manifests" / "registry.ollama.ai" / "library" / "m" / "latest"
     manifest.parent.mkdir(parents=True)

@@ -12,7 +12,7 @@ from model.chat import encode_chat, render_chat
 from model.config import ConfigError, LlamaConfig
 from model.llama import Llama
 from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
-from model.weights import load_tensors, read_header
+from model.formats.weights import load_tensors, read_header
 
 from checkpoints import config_dict, write_checkpoint
 from conftest import ROOT, assert_clean_error
@@ -85,7 +85,7 @@ def test_sharded_f16_f32_load_like_bf16(tmp_path):
 
 
 def test_bf16_decoding_by_hand(tmp_path):
-    from model.weights import save_safetensors
+    from model.formats.weights import save_safetensors
     values = np.array([1.0, -2.5, 3.140625, 0.0], dtype=np.float32)  # exactly representable in bf16
     save_safetensors(tmp_path / "t.safetensors", {"x": values})
     header, start = read_header(tmp_path / "t.safetensors")
@@ -294,7 +294,7 @@ def qwen_folder(tmp_path_factory):
 
 
 def test_family_folder_runs_raw_chat_and_inspect(qwen_folder):
-    from model.loader import load
+    from model.formats.loader import load
     loaded = load(str(qwen_folder))
     assert loaded.tokenizer.stop_ids >= {0, 2} and loaded.defaults == {"temperature": 0.0}
     ids = loaded.chat.encode(loaded.tokenizer, [{"role": "user", "content": "Hi"}])

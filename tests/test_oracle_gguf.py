@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from model.loader import load
+from model.formats.loader import load
 
 from checkpoints import greedy
 from conftest import ROOT, smollm2_gguf_path

@@ -16,7 +16,7 @@ import numpy as np
 
 from bpe.files import atomic_file
 
-from .config import DTYPE, LlamaConfig
+from ..config import DTYPE, LlamaConfig
 
 DTYPES = {"BF16": 2, "F16": 2, "F32": 4}  # supported dtype -> bytes per element
 CHUNK_BYTES = 8 << 20   # tensors stream through a buffer this large

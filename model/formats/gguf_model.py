@@ -13,7 +13,7 @@ this and the model loads, runs, and talks nonsense: the classic broken export.
 """
 import numpy as np
 
-from .config import ConfigError, LlamaConfig
+from ..config import ConfigError, LlamaConfig
 from .gguf import GGUFFile
 from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
 from .weights import WeightsError, expected_shapes

@@ -15,10 +15,10 @@ from bpe.model_file import ModelFileError
 from bpe.model_file import read_json as read_json_file
 
 from . import ollama
-from .chat import ChatFormat, default_format, special_token_strings
+from ..chat import ChatFormat, default_format, special_token_strings
 from .gguf_model import config_from_metadata, load_gguf_weights, open_gguf
 from .hub import DEFAULT_REPO, ModelNotFound, resolve_model
-from .llama import Llama
+from ..llama import Llama
 from .smollm2 import smollm2_gguf
 
 SMOLLM2 = "smollm2"
@@ -104,7 +104,7 @@ def load_folder(folder: Path) -> Loaded:
 
 def _sampling_defaults(generation: dict, path: Path) -> dict:
     """temperature / top_k / top_p from generation_config.json (greedy when do_sample is false)."""
-    from .sampling import check_sampling
+    from ..sampling import check_sampling
     defaults = {k: generation[k] for k in ("temperature", "top_k", "top_p") if generation.get(k) is not None}
     for k, v in defaults.items():
         if isinstance(v, bool) or not isinstance(v, int if k == "top_k" else (int, float)) or abs(v) > 2**31:
