@@ -36,7 +36,8 @@ def parse_args(argv):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_REPO,
                    help=f"GGUF file, ollama:NAME[:TAG], smollm2, HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
-    p.add_argument("--prompt", help="the prompt (default: read stdin, or chat interactively on a terminal)")
+    p.add_argument("--prompt", help="the prompt (default: read stdin, without its one final newline, "
+                                    "or chat interactively on a terminal)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's own chat template")
     p.add_argument("--system", help="system message for --chat")
     p.add_argument("--max-new-tokens", type=int, help="new tokens at most (default 256; 5 with --inspect)")
@@ -86,8 +87,19 @@ def sampling_values(args, defaults: dict) -> None:
         raise ValueError(f"--{e}") from None
 
 
+def strip_final_newline(text: str) -> str:
+    """Drop the one newline ("\n" or "\r\n") that `echo` or an editor puts at the end of a file.
+
+    subtle: that newline is a token (SmolLM2's `Ċ`) the user never meant, and it changes the
+    answer; llama.cpp's `-f` users expect it gone. Only one: blank lines typed on purpose stay.
+    """
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith("\n") else text
+
+
 def read_prompt(args, interactive: bool) -> str:
-    """The prompt: --prompt (bytes that are not UTF-8 become U+FFFD), else stdin."""
+    """The prompt: --prompt (bytes that are not UTF-8 become U+FFFD), else stdin less its final newline."""
     if args.prompt is not None:  # argv keeps undecodable bytes as surrogates
         return args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if interactive:
@@ -95,7 +107,7 @@ def read_prompt(args, interactive: bool) -> str:
     if sys.stdin.isatty():
         print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
               file=sys.stderr)
-    return sys.stdin.buffer.read().decode("utf-8", "replace")
+    return strip_final_newline(sys.stdin.buffer.read().decode("utf-8", "replace"))
 
 
 def main(argv=None) -> int:

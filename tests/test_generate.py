@@ -162,6 +162,18 @@ def test_generate_greedy_matches_the_library(folder, llama_model_path):
     assert "prompt eval" in res.stderr and "eval time" in res.stderr and "load time" in res.stderr
 
 
+def test_stdin_prompt_loses_its_final_newline_only(folder):
+    # issue 17: `echo PROMPT |` must answer as --prompt PROMPT does; the trailing "\n" is not the user's
+    greedy = ("--model", str(folder), "--max-new-tokens", "8", "--temperature", "0")
+    given = run_generate(*greedy, "--prompt", "Once upon a time")
+    for text in ("Once upon a time\n", "Once upon a time\r\n"):
+        piped = run_generate(*greedy, stdin=text)
+        assert piped.returncode == 0 and piped.stdout == given.stdout, (text, piped.stderr)
+    two = run_generate(*greedy, stdin="Once upon a time\n\n")   # only one newline goes
+    assert two.stdout == run_generate(*greedy, "--prompt", "Once upon a time\n").stdout
+    assert two.stdout != given.stdout
+
+
 def test_generate_same_seed_same_text(folder):
     a = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
     b = run_generate("--model", str(folder), "--prompt", "Hi", "--max-new-tokens", "15", "--seed", "5")
