@@ -1,6 +1,8 @@
 """The math of a Llama block as pure NumPy functions (shapes use the letters in model/config.py).
 
-Everything is float32. Each function's docstring starts with its formula.
+Inference runs them in float32; training (model/train/) runs the same functions on batches
+(leading dimensions [B, ...]) and in float64 for exact checks: constants take the input's dtype.
+Each function's docstring starts with its formula; its backward is in model/train/backward.py.
 """
 import numpy as np
 
@@ -14,7 +16,7 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     array([[0.8485281, 1.1313709]], dtype=float32)
     """
     variance = np.mean(x * x, axis=-1, keepdims=True)  # [T, 1]
-    return (x / np.sqrt(variance + np.float32(eps))) * weight
+    return (x / np.sqrt(variance + x.dtype.type(eps))) * weight
 
 
 def rope_tables(head_dim: int, max_positions: int, theta: float, scaling: dict | None = None,
@@ -54,36 +56,37 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None) -> np.ndarray:
     """softmax(q k^T / sqrt(E) + causal mask), grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
 
+    (A batch works too: q [B, H, T, E], k [B, K, S, E] -> [B, H, T, S].)
     q holds positions start..start+T-1 and k positions 0..S-1 (S = start+T). Query head h
     reads key head h // (H // K): each KV head serves a block of consecutive query heads.
     Row t may see keys 0..start+t only (the causal mask), and with a sliding `window` (Mistral)
     only the last `window` of those: key j is seen from position i when i - window < j <= i.
     """
-    H, T, E = q.shape
-    K, S, _ = k.shape
-    qg = q.reshape(K, H // K, T, E)                                 # [K, G, T, E]
-    scores = qg @ k[:, None].transpose(0, 1, 3, 2)                  # [K, G, T, S]
-    scores *= np.float32(1.0 / np.sqrt(E))
+    *B, H, T, E = q.shape
+    K, S = k.shape[-3:-1]
+    qg = q.reshape(*B, K, H // K, T, E)                             # [K, G, T, E]
+    scores = qg @ np.swapaxes(k, -1, -2)[..., None, :, :]           # [K, G, T, S]
+    scores *= q.dtype.type(1.0 / np.sqrt(E))
     if T > 1 or (window is not None and S > window):
         rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
         hidden = keys > rows                                        # [T, S] the future
         if window is not None:
             hidden |= keys <= rows - window                         # [T, S] beyond the window
         scores[..., hidden] = -np.inf
-    return softmax(scores).reshape(H, T, S)                         # [K, G, T, S] -> [H, T, S]
+    return softmax(scores).reshape(*B, H, T, S)                     # [K, G, T, S] -> [H, T, S]
 
 
 def attention(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
     """out = probs v, each query head reading its KV head    probs: [H, T, S], v: [K, S, E] -> [H, T, E]"""
-    H, T, S = probs.shape
-    K = v.shape[0]
-    out = probs.reshape(K, H // K, T, S) @ v[:, None]               # [K, G, T, E]
-    return out.reshape(H, T, -1)
+    *B, H, T, S = probs.shape
+    K = v.shape[-3]
+    out = probs.reshape(*B, K, H // K, T, S) @ v[..., None, :, :]   # [K, G, T, E]
+    return out.reshape(*B, H, T, -1)
 
 
 def silu(x: np.ndarray) -> np.ndarray:
     """silu(x) = x * sigmoid(x) = x / (1 + exp(-x))"""
-    return x / (np.float32(1.0) + np.exp(-x))
+    return x / (1 + np.exp(-x))
 
 
 def swiglu(x: np.ndarray, gate_proj: np.ndarray, up_proj: np.ndarray, down_proj: np.ndarray) -> np.ndarray:

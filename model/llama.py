@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, swiglu
-from .rope import inv_frequencies, scaled_frequencies
+from .rope import model_frequencies
 from .formats.weights import load_checkpoint
 
 
@@ -41,10 +41,7 @@ class Llama:
         self.w = weights
         self.embed_tokens = weights["model.embed_tokens.weight"]           # [V, D]
         self.lm_head = self.embed_tokens if cfg.tie_word_embeddings else weights["lm_head.weight"]  # [V, D]
-        if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
-            self.inv_freq = (inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32))
-        else:
-            self.inv_freq = scaled_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)  # [E/2]
+        self.inv_freq = model_frequencies(cfg)                                # [E/2]
         self.cos = self.sin = np.zeros((0, cfg.head_dim), np.float32)  # [P, E], grown as positions are used
         self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
         self.length = 0                     # positions already in the cache

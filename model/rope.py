@@ -64,3 +64,10 @@ def cos_sin(inv_freq: np.ndarray, max_positions: int) -> tuple[np.ndarray, np.nd
     angles = np.arange(max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]  # [P, E/2]
     angles = np.concatenate([angles, angles], axis=-1)                               # [P, E]
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+
+
+def model_frequencies(cfg) -> np.ndarray:
+    """The inverse frequencies [E/2] a model's config asks for: GGUF rope_freqs divisors, else its scaling."""
+    if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
+        return inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32)
+    return scaled_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)

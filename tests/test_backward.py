@@ -1,0 +1,145 @@
+"""Every backward in model/train/backward.py, and the whole model's gradients, against central
+finite differences in float64 (hand-derivable: no oracle library needed)."""
+import numpy as np
+import pytest
+
+from model.config import LlamaConfig
+from model.layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, silu
+from model.train import loss_and_grads
+from model.train.backward import (apply_rope_backward, attention_backward, cross_entropy, cross_entropy_backward,
+                                  embedding_backward, linear_backward, rms_norm_backward, swiglu_backward)
+from model.train.grads import forward_loss
+
+rng = np.random.default_rng(0)
+
+
+def numeric_grad(f, x, h=1e-6):
+    """dL/dx by central differences, element by element (x is changed and restored in place)."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        up = f()
+        x[idx] = old - h
+        down = f()
+        x[idx] = old
+        g[idx] = (up - down) / (2 * h)
+    return g
+
+
+def close(a, b, tol=1e-7):
+    assert a.shape == b.shape
+    scale = max(np.abs(b).max(), 1e-12)
+    assert np.abs(a - b).max() / scale < tol, np.abs(a - b).max() / scale
+
+
+def r(*shape):
+    return rng.standard_normal(shape)
+
+
+def test_linear_with_and_without_bias():
+    x, W, b, R = r(5, 4), r(3, 4), r(3), r(5, 3)
+    dx, dW, db = linear_backward(R, x, W, bias=True)
+    loss = lambda: float(np.sum(linear(x, W, b) * R))  # noqa: E731
+    close(dx, numeric_grad(loss, x)), close(dW, numeric_grad(loss, W)), close(db, numeric_grad(loss, b))
+    assert linear_backward(R, x, W)[2] is None
+
+
+def test_rms_norm_cross_term():
+    x, w, R = r(6, 8), r(8), r(6, 8)
+    dx, dw = rms_norm_backward(R, x, w, 1e-5)
+    loss = lambda: float(np.sum(rms_norm(x, w, 1e-5) * R))  # noqa: E731
+    close(dx, numeric_grad(loss, x)), close(dw, numeric_grad(loss, w))
+    assert np.abs(dx - R * w / np.sqrt(np.mean(x * x, -1, keepdims=True) + 1e-5)).max() > 1e-3  # the cross term matters
+
+
+def test_rope_is_the_rotation_transposed():
+    cos, sin = (t.astype(np.float64) for t in rope_tables(8, 5, 10000.0))
+    x, R = r(2, 3, 5, 8), r(2, 3, 5, 8)
+    loss = lambda: float(np.sum(apply_rope(x, cos, sin) * R))  # noqa: E731
+    close(apply_rope_backward(R, cos, sin), numeric_grad(loss, x))
+
+
+@pytest.mark.parametrize("H,K,window", [(4, 4, None), (4, 2, None), (6, 1, None), (4, 2, 3)])
+def test_attention_gqa_sums_over_shared_heads(H, K, window):
+    B, T, E = 2, 5, 4
+    q, k, v, R = r(B, H, T, E), r(B, K, T, E), r(B, K, T, E), r(B, H, T, E)
+    out = lambda: float(np.sum(attention(attention_probs(q, k, 0, window), v) * R))  # noqa: E731
+    dq, dk, dv = attention_backward(R, attention_probs(q, k, 0, window), q, k, v)
+    close(dq, numeric_grad(out, q)), close(dk, numeric_grad(out, k)), close(dv, numeric_grad(out, v))
+
+
+def test_swiglu_inner_product():
+    g, u, R = r(4, 6), r(4, 6), r(4, 6)
+    loss = lambda: float(np.sum(silu(g) * u * R))  # noqa: E731
+    dg, du = swiglu_backward(R, g, u)
+    close(dg, numeric_grad(loss, g)), close(du, numeric_grad(loss, u))
+
+
+def test_embedding_repeated_ids_accumulate():
+    W, ids, R = r(7, 3), np.array([1, 4, 1, 1, 6]), r(5, 3)
+    loss = lambda: float(np.sum(W[ids] * R))  # noqa: E731
+    dW = embedding_backward(R, ids, 7)
+    close(dW, numeric_grad(loss, W))
+    np.testing.assert_allclose(dW[1], R[0] + R[2] + R[3])
+
+
+def test_cross_entropy_from_logits():
+    z, t = r(5, 9), np.array([0, 3, 3, 8, 2])
+    loss, p = cross_entropy(z, t)
+    by_hand = np.mean([np.log(np.exp(z[i]).sum()) - z[i, t[i]] for i in range(5)])
+    assert abs(loss - by_hand) < 1e-12
+    close(cross_entropy_backward(p, t), numeric_grad(lambda: cross_entropy(z, t)[0], z))
+
+
+CONFIGS = {
+    "mha-untied": dict(num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=False),
+    "gqa-tied": dict(num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2-bias-headdim": dict(num_attention_heads=3, num_key_value_heads=1, head_dim=6, tie_word_embeddings=True,
+                               model_type="qwen2", qkv_bias=True),
+    "window": dict(num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False, windows=(2, 2)),
+}
+
+
+def tiny(kind):
+    fields = dict(hidden_size=8, intermediate_size=12, num_hidden_layers=2, head_dim=None, vocab_size=11,
+                  max_position_embeddings=16, rms_norm_eps=1e-5, rope_theta=10000.0)
+    fields.update(CONFIGS[kind])
+    fields["head_dim"] = fields["head_dim"] or fields["hidden_size"] // fields["num_attention_heads"]
+    cfg = LlamaConfig(**fields)
+    from model.formats.weights import expected_shapes
+    local = np.random.default_rng(len(kind))
+    weights = {n: local.standard_normal(s) * (0.5 if len(s) > 1 else 0.2) + (1.0 if n.endswith("norm.weight") else 0)
+               for n, s in expected_shapes(cfg).items()}
+    return cfg, weights
+
+
+@pytest.mark.parametrize("kind", CONFIGS)
+def test_whole_model_gradients(kind):
+    cfg, w = tiny(kind)
+    inputs = np.array([[1, 2, 3, 2, 2], [4, 4, 4, 10, 0]])   # repeated ids on purpose
+    targets = np.array([[2, 3, 2, 2, 5], [4, 4, 10, 0, 1]])
+    loss, grads = loss_and_grads(cfg, w, inputs, targets)
+    assert set(grads) == set(w) and all(grads[n].shape == w[n].shape for n in w)
+    assert abs(loss - forward_loss(cfg, w, inputs, targets, keep=False)[0]) < 1e-12
+    f = lambda: forward_loss(cfg, w, inputs, targets, keep=False)[0]  # noqa: E731
+    for name in w:
+        close(grads[name], numeric_grad(f, w[name]), tol=1e-6)
+
+
+def test_float32_in_float32_out():
+    cfg, w = tiny("gqa-tied")
+    w32 = {n: a.astype(np.float32) for n, a in w.items()}
+    loss, grads = loss_and_grads(cfg, w32, [[1, 2, 3]], [[2, 3, 4]])
+    assert all(g.dtype == np.float32 for g in grads.values())
+    loss64, grads64 = loss_and_grads(cfg, {n: a.astype(np.float64) for n, a in w32.items()}, [[1, 2, 3]], [[2, 3, 4]])
+    assert abs(loss - loss64) < 1e-5
+    for n in grads:
+        close(grads[n].astype(np.float64), grads64[n], tol=1e-4)
+
+
+def test_bad_batches_are_refused():
+    cfg, w = tiny("gqa-tied")
+    for inputs, targets in [([[1, 2]], [[1]]), ([[1, 11]], [[1, 2]]), ([[-1, 2]], [[1, 2]]), ([[0.5, 1]], [[1, 2]])]:
+        with pytest.raises(ValueError):
+            loss_and_grads(cfg, w, inputs, targets)
