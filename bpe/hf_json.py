@@ -1,4 +1,4 @@
-"""Hugging Face `tokenizer.json`: both BPE families, told apart by content.
+"""Hugging Face `tokenizer.json`: both BPE families (and our characters form), told apart by content.
 
 SentencePiece-style (Llama-2, TinyLlama): "▁" stands for spaces (a Replace normalizer or a
 Metaspace pre-tokenizer). We rebuild a SentencePiece model from it: a piece's score is minus
@@ -14,6 +14,7 @@ import json
 
 from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
+from .chars import from_char_spec, is_char_spec
 from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto, read_json
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
 from .tokenizer import SPACE, SentencePieceTokenizer
@@ -43,6 +44,8 @@ def from_spec(spec, source: str):
     model = spec.get("model")
     if not isinstance(model, dict):
         raise SpecError("no 'model' object")
+    if is_char_spec(spec):
+        return from_char_spec(spec, source)
     if model.get("type", "BPE") != "BPE":
         raise SpecError(f"model type {model.get('type')!r} is not supported (only BPE)")
     vocab = _vocab(model.get("vocab"))

@@ -53,3 +53,32 @@ def test_gradients_equal_autograd(name, dtype, tol):
     for n in ref:
         err = np.abs(grads[n] - ref[n]).max() / np.abs(ref[n]).max()
         assert err <= tol, (n, err)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_adamw_equals_torch_over_ten_steps(dtype, tol):
+    from model.train.optim import AdamW, clip_grad_norm
+    rng = np.random.default_rng(2)
+    shapes = {"a.weight": (5, 7), "norm.weight": (7,), "b.bias": (5,)}
+    ours = {n: rng.standard_normal(s).astype(np.float64 if dtype == torch.float64 else np.float32)
+            for n, s in shapes.items()}
+    theirs = {n: torch.tensor(w.copy(), requires_grad=True) for n, w in ours.items()}
+    decay = [theirs["a.weight"]]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": [theirs["norm.weight"], theirs["b.bias"]], "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.99), eps=1e-8)
+    mine = AdamW(ours, betas=(0.9, 0.99), weight_decay=0.1)
+    for step in range(10):
+        grads = {n: rng.standard_normal(s).astype(ours[n].dtype) * 3 for n, s in shapes.items()}
+        for n, p in theirs.items():
+            p.grad = torch.tensor(grads[n].copy())
+        ref_norm = float(torch.nn.utils.clip_grad_norm_(list(theirs.values()), 1.0))
+        lr = 1e-2 * (step + 1) / 10
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        assert abs(clip_grad_norm(grads, 1.0) - ref_norm) <= 1e-6 * ref_norm
+        mine.step(ours, grads, lr)
+        for n in shapes:
+            ref = theirs[n].detach().numpy()
+            assert np.abs(ours[n] - ref).max() / np.abs(ref).max() <= tol, (step, n)

@@ -1,0 +1,107 @@
+"""The Hugging Face folder a run writes (and `generate.py --model` and transformers'
+`from_pretrained` both load): config.json, model.safetensors (the `safetensors` package),
+the tokenizer as a file both loaders read, tokenizer_config.json and generation_config.json.
+
+Every file is written whole or not at all (a temp file renamed into place).
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from bpe.files import write_atomic
+from ..config import LlamaConfig
+
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+
+
+class ExportError(ValueError):
+    """Something a Hugging Face folder cannot express, named."""
+
+
+def config_json(cfg: LlamaConfig) -> dict:
+    """config.json for our config, in transformers' field names."""
+    if cfg.rope_divisors is not None:
+        raise ExportError("a GGUF's rope_freqs divisors (Llama-3 scaling stored as a tensor) have no config.json form")
+    if cfg.model_type == "llama" and cfg.qkv_bias != cfg.o_bias:
+        raise ExportError("biases on q, k, v without one on o_proj have no Llama config.json form")
+    out = {
+        "architectures": [ARCHITECTURES[cfg.model_type]], "model_type": cfg.model_type,
+        "hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
+        "num_key_value_heads": cfg.num_key_value_heads, "head_dim": cfg.head_dim, "vocab_size": cfg.vocab_size,
+        "max_position_embeddings": cfg.max_position_embeddings, "rms_norm_eps": cfg.rms_norm_eps,
+        "rope_theta": cfg.rope_theta, "rope_scaling": cfg.rope_scaling, "tie_word_embeddings": cfg.tie_word_embeddings,
+        "hidden_act": "silu", "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+        "torch_dtype": "float32", "initializer_range": 0.02,
+    }
+    if cfg.model_type == "llama":
+        out.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
+    elif cfg.model_type == "qwen2":
+        windows = {w for w in cfg.windows if w is not None}
+        if windows:
+            raise ExportError("Qwen2 sliding windows are not exported")
+        out.update(use_sliding_window=False, sliding_window=None)
+    else:  # mistral: one window on every layer
+        out["sliding_window"] = cfg.windows[0] if cfg.windows else None
+    return out
+
+
+def tokenizer_files(tok, source: Path | None) -> dict[str, bytes]:
+    """The tokenizer as files of the folder: tokenizer.json from our own kinds, or the source file copied.
+
+    A SentencePiece `.model` is kept as tokenizer.model (transformers' LlamaTokenizer reads it).
+    """
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    for name, i in (("bos_token", tok.bos_id), ("eos_token", tok.eos_id)):
+        if i >= 0:
+            config[name] = tok.id_to_piece(i)
+    if hasattr(tok, "to_tokenizer_json"):
+        files = {"tokenizer.json": tok.to_tokenizer_json().encode("utf-8")}
+    elif source is not None and source.read_bytes().lstrip()[:1] == b"{":
+        files = {"tokenizer.json": source.read_bytes()}
+    elif source is not None and source.read_bytes()[:4] != b"GGUF" and hasattr(tok, "proto"):
+        files = {"tokenizer.model": source.read_bytes()}
+        config.update(tokenizer_class="LlamaTokenizer", add_bos_token=tok.add_bos, add_eos_token=False, legacy=True)
+    else:
+        raise ExportError(f"the tokenizer of {source} has no file form both loaders read "
+                          "(use a tokenizer.json, a SentencePiece .model, char or bpe:N)")
+    files["tokenizer_config.json"] = json.dumps(config, indent=1).encode()
+    return files
+
+
+def generation_config(cfg: LlamaConfig, tok) -> dict:
+    """generation_config.json: nanoGPT's sampling defaults (temperature 0.8, top-k 200) and the stop ids."""
+    return {"bos_token_id": cfg.bos_token_id, "eos_token_id": sorted(tok.stop_ids) or cfg.eos_token_id,
+            "do_sample": True, "temperature": 0.8, "top_k": 200, "top_p": 1.0}
+
+
+def save_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """A safetensors file written with the `safetensors` package, complete or absent."""
+    from safetensors.numpy import save_file
+    tmp = path.with_name(".tmp-" + path.name)
+    try:
+        save_file({n: np.ascontiguousarray(t) for n, t in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_folder(out: Path, cfg: LlamaConfig, weights: dict, tok, tok_files: dict[str, bytes], step: int) -> None:
+    """The model part of a checkpoint: every file a Hugging Face loader reads."""
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {n: w for n, w in weights.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    save_tensors(out / "model.safetensors", tensors, {"format": "pt", "step": str(step)})
+    for name, data in tok_files.items():
+        write_atomic(out / name, data)
+    write_atomic(out / "generation_config.json", json.dumps(generation_config(cfg, tok), indent=1).encode())
+    write_atomic(out / "config.json", json.dumps(config_json(cfg), indent=1).encode())
+
+
+def copy_extra(source_folder: Path | None, out: Path) -> None:
+    """A fine-tuned folder keeps its source's chat template file."""
+    if source_folder is not None and (source_folder / "chat_template.jinja").is_file():
+        shutil.copyfile(source_folder / "chat_template.jinja", out / "chat_template.jinja")

@@ -1,0 +1,205 @@
+"""The training loop: one progress line, evaluations (nats per token and per character, a
+sample), checkpoints that are a loadable model folder, resume bit for bit, Ctrl-C, NaN.
+
+A checkpoint is the Hugging Face folder (model/train/export.py) plus optimizer.safetensors (the
+AdamW moments) and trainer_state.json (step, settings, the batch generator's state), written
+last, so a folder with a trainer_state.json is complete. log.jsonl gets one line per evaluation.
+"""
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bpe.files import write_atomic
+from ..config import LlamaConfig
+from ..llama import Llama
+from ..sampling import sample
+from .data import Split, batch
+from .export import save_tensors, write_folder
+from .grads import forward_loss, loss_and_grads
+from .optim import AdamW, clip_grad_norm, lr_at
+from .recipe import Settings
+
+STATE = "trainer_state.json"
+FORMAT = "tinyllama-from-scratch train v1"
+EVAL_BATCH = 32  # windows per forward pass while evaluating
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the folder keeps the last good checkpoint."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C: a checkpoint was saved at the step named."""
+
+
+@dataclass
+class Run:
+    """Everything a run holds: the model, its optimizer, the data, the batch generator, where it writes."""
+    settings: Settings
+    cfg: LlamaConfig
+    weights: dict
+    opt: AdamW
+    tok: object
+    tok_files: dict
+    train: Split
+    val: Split
+    out: Path
+    rng: np.random.Generator
+    step: int = 0
+    extra: dict = field(default_factory=dict)   # kept in trainer_state.json (corpus, init spec)
+
+
+def evaluate(run: Run, split: Split, limit: int | None) -> dict:
+    """Mean loss over non-overlapping windows of a split: nats per token and per character."""
+    inputs, targets = split.windows(run.settings.context, limit)
+    total = 0.0
+    for i in range(0, len(inputs), EVAL_BATCH):
+        x, y = inputs[i:i + EVAL_BATCH], targets[i:i + EVAL_BATCH]
+        total += forward_loss(run.cfg, run.weights, x.astype(np.int64), y.astype(np.int64), keep=False)[0] * x.size
+    per_token = total / inputs.size
+    chars_per_token = split.chars / len(split.ids)
+    return {"loss": per_token, "per_char": per_token / chars_per_token, "windows": len(inputs)}
+
+
+def sample_text(run: Run, n: int = 100) -> str:
+    """n tokens sampled (temperature 0.8, top-k 200: nanoGPT's sample.py) after the validation split's first token."""
+    model = Llama(run.cfg, run.weights)
+    rng = np.random.default_rng([run.settings.seed, 2, run.step])   # its own stream: training never sees it
+    first = int(run.val.ids[0])
+    model.new_cache(run.cfg.max_position_embeddings)
+    ids, logits = [first], model.forward([first])
+    for _ in range(min(n, run.cfg.max_position_embeddings - 1)):
+        ids.append(sample(logits, rng, temperature=0.8, top_k=200, top_p=1.0))
+        if ids[-1] in run.tok.stop_ids:
+            break
+        logits = model.forward(ids[-1:])
+    return run.tok.decode(ids)
+
+
+def save_checkpoint(run: Run) -> None:
+    """The whole state at run.step; trainer_state.json last (its presence means complete)."""
+    write_folder(run.out, run.cfg, run.weights, run.tok, run.tok_files, run.step)
+    moments = {f"m.{n}": m for n, m in run.opt.m.items()} | {f"v.{n}": v for n, v in run.opt.v.items()}
+    save_tensors(run.out / "optimizer.safetensors", moments, {"step": str(run.step), "t": str(run.opt.t)})
+    state = {"format": FORMAT, "step": run.step, "adam_t": run.opt.t, "settings": run.settings.as_dict(),
+             "rng": run.rng.bit_generator.state, **run.extra}
+    write_atomic(run.out / STATE, json.dumps(state, indent=1).encode())
+
+
+def log_eval(run: Run, entry: dict) -> None:
+    """Append one evaluation to log.jsonl and redraw loss.png."""
+    with open(run.out / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+    from .plot import loss_png
+    loss_png(run.out / "log.jsonl", run.out / "loss.png")
+
+
+def clock(seconds: float) -> str:
+    """h:mm:ss"""
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """One line on a terminal, redrawn each step; every 10% of the run as plain lines otherwise."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream = total, stream
+        self.tty = stream.isatty()
+        self.every = max(1, total // 10)
+        self.rate = None
+
+    def step(self, step: int, loss: float, lr: float, tokens: int, seconds: float, elapsed: float, start: int):
+        rate = tokens / max(seconds, 1e-9)
+        self.rate = rate if self.rate is None else 0.9 * self.rate + 0.1 * rate
+        eta = (self.total - step) * tokens / self.rate
+        line = (f"step {step}/{self.total} | loss {loss:.4f} | lr {lr:.2e} | {self.rate / 1000:.1f}k tok/s | "
+                f"{clock(elapsed)} elapsed, ETA {clock(eta)}")
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+        elif step % self.every == 0 or step == self.total or step == start + 1:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def say(self, text: str):
+        """A line of its own (the progress line is redrawn after it)."""
+        self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
+
+def evaluation(run: Run, progress: Progress, elapsed: float, final: bool = False) -> dict:
+    """Train and validation loss (estimates, or the whole validation split at the end), a sample, logged."""
+    limit = run.settings.eval_windows
+    tr, va = evaluate(run, run.train, limit), evaluate(run, run.val, None if final else limit)
+    text = sample_text(run)
+    entry = {"step": run.step, "train_loss": tr["loss"], "val_loss": va["loss"], "train_per_char": tr["per_char"],
+             "val_per_char": va["per_char"], "val_windows": va["windows"], "whole_val": final,
+             "lr": lr_at(max(run.step - 1, 0), **schedule(run.settings)), "elapsed_s": round(elapsed, 3),
+             "tokens": run.step * run.settings.batch * run.settings.context, "sample": text}
+    progress.say(f"step {run.step}: train {tr['loss']:.4f} nats/token ({tr['per_char']:.4f}/char), "
+                 f"val {va['loss']:.4f} ({va['per_char']:.4f}/char){' on the whole validation split' if final else ''}")
+    progress.say("  sample: " + json.dumps(text[:160], ensure_ascii=False))
+    log_eval(run, entry)
+    return entry
+
+
+def schedule(s: Settings) -> dict:
+    """The learning-rate schedule's arguments."""
+    return dict(lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
+
+
+def train(run: Run, *, progress: Progress | None = None, evaluate_first: bool = True) -> dict:
+    """Train from run.step to settings.steps; raise Interrupted (Ctrl-C) or Diverged (NaN) after saving."""
+    s = run.settings
+    progress = progress or Progress(s.steps)
+    stop = []
+    old = signal.signal(signal.SIGINT, lambda *_: stop.append(True)) if _main_thread() else None
+    began, start = time.perf_counter(), run.step
+    try:
+        if run.step == 0 and evaluate_first:
+            save_checkpoint(run)                # a complete folder before the first step: NaN leaves this one
+            evaluation(run, progress, 0.0)
+        while run.step < s.steps and not stop:
+            t = time.perf_counter()
+            lr = lr_at(run.step, **schedule(s))
+            x, y = batch(run.train, s.batch, s.context, run.rng)
+            loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
+            norm = clip_grad_norm(grads, s.clip)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                raise Diverged(f"the loss became {loss} at step {run.step + 1}; "
+                               f"{run.out} keeps the checkpoint of step {last_saved(run)}")
+            run.opt.step(run.weights, grads, lr)
+            run.step += 1
+            now = time.perf_counter()
+            progress.step(run.step, loss, lr, s.batch * s.context, now - t, now - began, start)
+            if run.step % s.eval_every == 0 and run.step < s.steps:
+                evaluation(run, progress, now - began)
+                save_checkpoint(run)
+        if stop:
+            save_checkpoint(run)
+            raise Interrupted(f"stopped at step {run.step}; checkpoint saved: resume with --resume {run.out}")
+        final = evaluation(run, progress, time.perf_counter() - began, final=True)
+        save_checkpoint(run)
+        return final
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def last_saved(run: Run) -> int:
+    """The step of the checkpoint in the folder."""
+    try:
+        return json.loads((run.out / STATE).read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,173 @@
+"""Starting and resuming runs: every check happens before a folder is made, so a refused run
+leaves nothing behind; a resumed run continues from its trainer_state.json bit for bit."""
+import hashlib
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from ..config import LlamaConfig
+from ..formats.weights import load_checkpoint, load_tensors
+from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
+from .export import ExportError, config_json, tokenizer_files
+from .loop import FORMAT, STATE, Run
+from .optim import AdamW
+from .recipe import SHAPE, Settings, SettingsError, init_weights, new_config
+
+RUN_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+             "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "loss.png", "chat_template.jinja"}
+
+
+class RunError(ValueError):
+    """A run that cannot start or resume, with the option or file named."""
+
+
+def check_out(out: Path, force: bool) -> None:
+    """The output folder must be new, or (with --force) an earlier run's folder, inside a writable parent."""
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise RunError(f"--out {out} exists: choose a new folder, --resume it, or --force to replace it")
+        if not out.is_dir() or not set(p.name for p in out.iterdir()) <= RUN_FILES | {".tmp-"}:
+            raise RunError(f"--force: {out} is not a run folder (it holds other files); not replacing it")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise RunError(f"--out {out}: the folder {parent} does not exist")
+    import os
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out}: cannot write in {parent}")
+
+
+def make_folder(out: Path, force: bool) -> None:
+    """Create the run's folder (replacing an earlier run's with --force)."""
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+
+
+def fingerprint(ids: np.ndarray) -> str:
+    """A short hash of a split's ids: resuming on another corpus or tokenizer is caught."""
+    return hashlib.sha256(np.ascontiguousarray(ids, np.int32).tobytes()).hexdigest()[:16]
+
+
+def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: bool = False,
+            notice=print) -> Run:
+    """Check everything, then build the run (its folder is made, empty, at the end)."""
+    out = Path(out)
+    settings = settings.checked()
+    check_out(out, force)
+    text = read_corpus(corpus)
+    train_text, val_text = split_text(text)
+    extra = {"corpus": str(Path(corpus).resolve())}
+    if init is None:
+        tok = make_tokenizer(settings.tokenizer, train_text, text, notice)
+        source = Path(settings.tokenizer) if Path(settings.tokenizer).is_file() else None
+        cfg = new_config(settings, tok.vocab_size, tok.bos_id if tok.bos_id >= 0 else None,
+                         tok.eos_id if tok.eos_id >= 0 else None)
+        weights = init_weights(cfg, np.random.default_rng([settings.seed, 0]))
+    else:
+        cfg, weights, tok, source = from_init(init, settings)
+        extra["init"] = init
+    try:
+        tok_files = tokenizer_files(tok, source)
+        config_json(cfg)
+    except ExportError as e:
+        raise RunError(f"{'--init ' + init if init else '--tokenizer'}: {e}") from None
+    if init is not None:
+        tok_files.update(source_files(Path(init)))
+    train, val = encode_split(tok, train_text), encode_split(tok, val_text)
+    check_splits(train, val, settings.context)
+    if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
+        raise RunError(f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
+                       f"{cfg.vocab_size} embeddings")
+    extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
+    make_folder(out, force)
+    opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
+    return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out,
+               np.random.default_rng([settings.seed, 1]), extra=extra)
+
+
+def from_init(spec: str, settings: Settings):
+    """Fine-tuning: the model, tokenizer and architecture of an existing `--model` spec."""
+    from ..formats.loader import load
+    try:
+        loaded = load(spec)
+    except (ValueError, OSError) as e:
+        raise RunError(f"--init {spec}: {e}") from None
+    cfg = loaded.model.cfg
+    if settings.context > cfg.max_position_embeddings:
+        raise RunError(f"--context {settings.context} is beyond the context of {spec} ({cfg.max_position_embeddings})")
+    weights = {n: np.array(w, np.float32) for n, w in loaded.model.w.items()}  # our own copy to update
+    if cfg.tie_word_embeddings:
+        weights.pop("lm_head.weight", None)
+    folder = Path(spec)
+    source = None
+    for name in ("tokenizer.json", "tokenizer.model"):
+        if folder.is_dir() and (folder / name).is_file():
+            source = folder / name
+            break
+    if source is None and not hasattr(loaded.tokenizer, "to_tokenizer_json"):
+        source = Path(loaded.source)
+    return cfg, weights, loaded.tokenizer, source
+
+
+def source_files(folder: Path) -> dict[str, bytes]:
+    """A fine-tuned folder keeps its source's tokenizer settings and chat template."""
+    out = {}
+    for name in ("tokenizer_config.json", "chat_template.jinja"):
+        if folder.is_dir() and (folder / name).is_file():
+            out[name] = (folder / name).read_bytes()
+    return out
+
+
+def resume(out, given: dict, corpus=None) -> Run:
+    """The run saved in `out`, continued: the same settings, except options given that do not change
+    the model's shape (a longer --steps, say)."""
+    from bpe.files import load_tokenizer
+    out = Path(out)
+    try:
+        state = json.loads((out / STATE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError("not a trainer_state.json of ours")
+        saved = Settings(**{f.name: state["settings"][f.name] for f in fields(Settings)})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"--resume {out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
+    for name in SHAPE:
+        if given.get(name) is not None and given[name] != getattr(saved, name):
+            raise RunError(f"--resume {out}: --{name.replace('_', '-')} {given[name]} differs from the saved model's "
+                           f"{getattr(saved, name)} (a different model shape)")
+    try:
+        settings = saved.with_options(**{k: v for k, v in given.items() if k not in SHAPE})
+    except SettingsError:
+        raise
+    step = int(state["step"])
+    if step > settings.steps:
+        raise RunError(f"--resume {out}: the checkpoint is at step {step}, past --steps {settings.steps}")
+    cfg = LlamaConfig.load(out / "config.json")
+    weights = load_checkpoint(out, cfg)
+    moments = load_tensors(out / "optimizer.safetensors")
+    opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
+    try:
+        for n in weights:
+            opt.m[n][...], opt.v[n][...] = moments[f"m.{n}"], moments[f"v.{n}"]
+    except (KeyError, ValueError) as e:
+        raise RunError(f"--resume {out}: optimizer.safetensors does not match the model ({e})") from None
+    opt.t = int(state["adam_t"])
+    tok_name = "tokenizer.json" if (out / "tokenizer.json").is_file() else "tokenizer.model"
+    tok = load_tokenizer(out / tok_name)
+    tok_files = {p.name: p.read_bytes() for p in out.iterdir()
+                 if p.name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")}
+    corpus = corpus or state.get("corpus")
+    train_text, val_text = split_text(read_corpus(corpus))
+    train, val = encode_split(tok, train_text), encode_split(tok, val_text)
+    if fingerprint(train.ids) != state.get("train_ids") or fingerprint(val.ids) != state.get("val_ids"):
+        raise RunError(f"--resume {out}: {corpus} is not the corpus this run trained on")
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids") if k in state}
+    extra["corpus"] = str(Path(corpus).resolve())
+    return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
+
+
+__all__ = ["DataError", "RunError", "SettingsError", "new_run", "resume"]

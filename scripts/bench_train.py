@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Training benchmarks, ratios measured in this process (interleaved on this noisy machine).
+
+  --bench step      the preset's step (loss_and_grads + clip + AdamW) vs the same model, batch and
+                    optimizer in PyTorch eager (transformers' LlamaForCausalLM, 2 threads, no compile)
+  --bench preset    the whole shakespeare-char preset end to end (time, validation loss per character)
+                    and the same wall time with --tokenizer bpe:N for a few N
+  --bench memory    peak memory of a run against weights + gradients + two AdamW moments + one batch's activations
+  --bench smollm2   fine-tuning SmolLM2-135M: seconds per step and peak memory
+
+Needs `.[oracle]` (torch, transformers) for --bench step.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from bpe.cli import Parser  # noqa: E402
+
+
+def preset_model(vocab: int = 65):
+    """The preset's config and initial weights (float32)."""
+    from model.train.recipe import Settings, init_weights, new_config
+    s = Settings()
+    cfg = new_config(s, vocab, None, None)
+    return s, cfg, init_weights(cfg, np.random.default_rng(0))
+
+
+def bench_step(pairs: int) -> None:
+    """Interleaved step times, ours vs PyTorch eager, on the same batches."""
+    import torch
+    import transformers
+    from model.train import loss_and_grads
+    from model.train.export import config_json
+    from model.train.optim import AdamW, clip_grad_norm
+    torch.set_num_threads(2)
+    s, cfg, w = preset_model()
+    fields = {k: v for k, v in config_json(cfg).items() if k not in ("architectures", "torch_dtype")}
+    ref = transformers.LlamaForCausalLM(transformers.LlamaConfig(**fields, attn_implementation="eager"))
+    ref.load_state_dict({n: torch.tensor(a) for n, a in w.items()}, strict=False)
+    ref.tie_weights()
+    decay = [p for n, p in ref.named_parameters() if p.dim() >= 2]
+    rest = [p for n, p in ref.named_parameters() if p.dim() < 2]
+    topt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                             lr=1e-3, betas=(0.9, 0.99), fused=False, foreach=True)
+    opt = AdamW(w, betas=(0.9, 0.99), weight_decay=0.1)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 65, (s.batch, s.context + 1)) for _ in range(8)]
+
+    def ours(b):
+        loss, g = loss_and_grads(cfg, w, b[:, :-1], b[:, 1:])
+        clip_grad_norm(g, 1.0)
+        opt.step(w, g, 1e-3)
+
+    def theirs(b):
+        x = torch.tensor(b)
+        topt.zero_grad(set_to_none=True)
+        logits = ref(x[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 65), x[:, 1:].reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        topt.step()
+
+    for b in batches[:3]:  # warm up both
+        ours(b), theirs(b)
+    ratios, a_times, b_times = [], [], []
+    for i in range(pairs):
+        b = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        for _ in range(5):
+            ours(b)
+        t1 = time.perf_counter()
+        for _ in range(5):
+            theirs(b)
+        t2 = time.perf_counter()
+        a_times.append((t1 - t0) / 5)
+        b_times.append((t2 - t1) / 5)
+        ratios.append(a_times[-1] / b_times[-1])
+    print(f"step (B={s.batch}, T={s.context}, 4 layers, width 128): ours {np.median(a_times) * 1e3:.1f} ms, "
+          f"PyTorch eager {np.median(b_times) * 1e3:.1f} ms; ours / PyTorch = {np.median(ratios):.2f}x "
+          f"(median of {pairs} interleaved pairs; range {min(ratios):.2f}-{max(ratios):.2f}; goal <= 1.0x, 0.5x)")
+
+
+def run_cli(*args) -> tuple[float, dict, int]:
+    """Run train_model.py; its wall time, its final log entry and its peak RSS (KB)."""
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), *args],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        sys.exit(f"error: train_model.py failed: {res.stderr.strip().splitlines()[-1:]}")
+    out = Path(args[args.index("--out") + 1])
+    last = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    return wall, last, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def bench_preset(corpus: str, bpe_sizes: list[int]) -> None:
+    """The preset end to end, then bpe:N runs given the same wall time (their steps scaled to it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, last, _ = run_cli("--input", corpus, "--out", f"{tmp}/char", "--preset", "shakespeare-char")
+        print(f"shakespeare-char preset: {wall:.1f} s end to end (goal <= 180 s); validation loss "
+              f"{last['val_per_char']:.4f} nats/char on the whole validation split ({last['val_windows']} windows; "
+              f"goal <= 1.70)")
+        per_step = last["elapsed_s"] / 2000
+        for n in bpe_sizes:
+            probe, plast, _ = run_cli("--input", corpus, "--out", f"{tmp}/probe{n}", "--tokenizer", f"bpe:{n}",
+                                      "--steps", "20", "--eval-every", "1000")
+            step_s = plast["elapsed_s"] / 20
+            steps = max(int(2000 * per_step / step_s), 20)
+            wall_n, last_n, _ = run_cli("--input", corpus, "--out", f"{tmp}/bpe{n}", "--tokenizer", f"bpe:{n}",
+                                        "--steps", str(steps), "--warmup", str(min(100, steps // 10)))
+            print(f"  bpe:{n}: {steps} steps in {wall_n:.1f} s end to end; validation {last_n['val_loss']:.4f} nats/token, "
+                  f"{last_n['val_per_char']:.4f} nats/char")
+
+
+def bench_memory(corpus: str) -> None:
+    """Peak RSS of a preset-shaped run in a child, against the bound we state."""
+    from model.train.recipe import Settings
+    s, cfg, w = preset_model()
+    P = sum(a.size for a in w.values())
+    N, D, F, H, T, L, V = s.batch * s.context, s.dim, s.ffn, s.heads, s.context, s.layers, 65
+    per_layer = N * (6 * D + 3 * F + 2 * s.kv_heads * (D // s.heads)) + s.batch * H * T * T   # saved activations
+    acts = (L * per_layer + 3 * N * V + 2 * N * D) * 4
+    bound = 4 * P * 4 + acts
+    with tempfile.TemporaryDirectory() as tmp:
+        code = ("import sys, resource; sys.path.insert(0, %r)\n"
+                "import numpy as np\nbase = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                "from model.train.runs import new_run\nfrom model.train.loop import train\nfrom model.train.recipe import Settings\n"
+                "import bpe, model.llama, safetensors.numpy\n"
+                "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+                "run = new_run(%r, %r, Settings(steps=50, eval_every=1000), notice=lambda m: None)\n"
+                "train(run)\n"
+                "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (str(ROOT), corpus, f"{tmp}/m")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        base, peak = map(int, res.stdout.split()[-2:])
+    print(f"memory: peak RSS grew {(peak - base) / 1024:.1f} MB over the imported interpreter while training 50 steps "
+          f"(including the corpus, its ids and evaluation); bound weights + grads + 2 moments + one batch's "
+          f"activations = {bound / 2**20:.1f} MB")
+
+
+def bench_smollm2(steps: int, batch: int, context: int) -> None:
+    """Fine-tune SmolLM2-135M on a small text: seconds per step, peak memory."""
+    from model.formats.loader import load
+    from model.train import loss_and_grads
+    from model.train.optim import AdamW, clip_grad_norm
+    loaded = load("smollm2")
+    cfg = loaded.model.cfg
+    w = {n: np.array(a) for n, a in loaded.model.w.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    text = (ROOT / "README.md").read_text()
+    ids = np.array(loaded.tokenizer.encode(text), np.int64)
+    opt = AdamW(w)
+    rng = np.random.default_rng(0)
+    times, losses = [], []
+    for _ in range(steps):
+        starts = rng.integers(0, len(ids) - context - 1, batch)
+        x = np.stack([ids[i:i + context] for i in starts])
+        y = np.stack([ids[i + 1:i + context + 1] for i in starts])
+        t = time.perf_counter()
+        loss, g = loss_and_grads(cfg, w, x, y)
+        clip_grad_norm(g, 1.0)
+        opt.step(w, g, 1e-4)
+        times.append(time.perf_counter() - t)
+        losses.append(loss)
+    weights_mb = sum(a.nbytes for a in w.values()) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"SmolLM2-135M fine-tune, batch {batch} x {context} tokens: {np.median(times[1:] or times):.2f} s per step "
+          f"(median of {steps}), loss {losses[0]:.3f} -> {losses[-1]:.3f}; peak RSS {peak:.0f} MB "
+          f"({peak / weights_mb:.2f}x the float32 weights, {weights_mb:.0f} MB)")
+
+
+def main(argv=None) -> int:
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bench", choices=["step", "preset", "memory", "smollm2"], default="step")
+    p.add_argument("--pairs", type=int, default=15, help="interleaved pairs for --bench step (default 15)")
+    p.add_argument("--corpus", default=str(ROOT.parent / "shared" / "fixtures" / "tinyshakespeare.txt"),
+                   help="training text (default ../shared/fixtures/tinyshakespeare.txt)")
+    p.add_argument("--bpe", default="256,512,1024", help="--bench preset: bpe:N sizes to compare (default 256,512,1024)")
+    p.add_argument("--steps", type=int, default=5, help="--bench smollm2: steps (default 5)")
+    p.add_argument("--batch", type=int, default=4, help="--bench smollm2: batch (default 4)")
+    p.add_argument("--context", type=int, default=128, help="--bench smollm2: tokens per sequence (default 128)")
+    args = p.parse_args(argv)
+    for name in ("pairs", "steps", "batch", "context"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be a positive integer")
+    if args.bench in ("preset", "memory") and not Path(args.corpus).is_file():
+        p.error(f"--corpus {args.corpus}: no such file")
+    try:
+        sizes = [int(n) for n in args.bpe.split(",") if n]
+    except ValueError:
+        p.error(f"--bpe {args.bpe}: comma-separated integers")
+    if args.bench == "step":
+        bench_step(args.pairs)
+    elif args.bench == "preset":
+        bench_preset(args.corpus, sizes)
+    elif args.bench == "memory":
+        bench_memory(args.corpus)
+    else:
+        bench_smollm2(args.steps, args.batch, args.context)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
