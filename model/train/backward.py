@@ -74,13 +74,21 @@ def attention_backward(dout: np.ndarray, probs: np.ndarray, q: np.ndarray, k: np
     return dq, dk, dv
 
 
-def swiglu_backward(dm: np.ndarray, g: np.ndarray, u: np.ndarray):
+def swiglu_backward(dm: np.ndarray, g: np.ndarray, u: np.ndarray, sig: np.ndarray):
     """m = silu(g) . u,  silu(g) = g sig(g)  =>  du = dm . silu(g),  dg = dm . u . sig(g) (1 + g (1 - sig(g)))
 
-    The inner product of SwiGLU (its three projections are linear_backward).  dm, g, u: [N, F].
+    The inner product of SwiGLU (its three projections are linear_backward); sig = sigmoid(g), as the
+    forward saved it.  dm, g, u, sig: [N, F] -> dg, du [N, F].
     """
-    sig = 1 / (1 + np.exp(-g))                                         # [N, F]
-    return dm * u * sig * (1 + g * (1 - sig)), dm * g * sig
+    du = dm * g
+    du *= sig
+    slope = 1 - sig                                                    # silu'(g) = sig (1 + g (1 - sig))
+    slope *= g
+    slope += 1
+    slope *= sig
+    dg = dm * u
+    dg *= slope
+    return dg, du
 
 
 def embedding_backward(dx: np.ndarray, ids: np.ndarray, vocab_size: int) -> np.ndarray:

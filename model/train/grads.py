@@ -11,7 +11,7 @@ float32 to train, float64 for exact checks.
 import numpy as np
 
 from ..config import LlamaConfig
-from ..layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, silu
+from ..layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables
 from ..rope import model_frequencies
 from .backward import (apply_rope_backward, attention_backward, cross_entropy, cross_entropy_backward,
                        embedding_backward, linear_backward, rms_norm_backward, swiglu_backward)
@@ -58,7 +58,8 @@ def block_forward(cfg: LlamaConfig, w: dict, i: int, x: np.ndarray, cos, sin, B:
     s["x2"] = x2 = x + linear(s["o"], w[p + "self_attn.o_proj.weight"], w.get(p + "self_attn.o_proj.bias"))
     s["h2"] = h2 = rms_norm(x2, w[p + "post_attention_layernorm.weight"], eps)      # [N, D]
     s["g"], s["u"] = h2 @ w[p + "mlp.gate_proj.weight"].T, h2 @ w[p + "mlp.up_proj.weight"].T  # [N, F]
-    s["m"] = silu(s["g"]) * s["u"]                                                  # [N, F]
+    s["sig"] = 1 / (1 + np.exp(-s["g"]))                                          # [N, F] sigmoid(g)
+    s["m"] = s["g"] * s["sig"] * s["u"]                                             # silu(g) . u
     return x2 + s["m"] @ w[p + "mlp.down_proj.weight"].T, s                        # [N, D]
 
 
@@ -69,7 +70,7 @@ def block_backward(cfg: LlamaConfig, w: dict, i: int, dx3: np.ndarray, s: dict, 
     B, T = s["q"].shape[0], s["q"].shape[2]
     # x3 = x2 + down(m)
     dm, grads[p + "mlp.down_proj.weight"], _ = linear_backward(dx3, s["m"], w[p + "mlp.down_proj.weight"])
-    dg, du = swiglu_backward(dm, s["g"], s["u"])                                    # [N, F]
+    dg, du = swiglu_backward(dm, s["g"], s["u"], s["sig"])                                    # [N, F]
     dh2 = dg @ w[p + "mlp.gate_proj.weight"] + du @ w[p + "mlp.up_proj.weight"]     # [N, D]
     grads[p + "mlp.gate_proj.weight"], grads[p + "mlp.up_proj.weight"] = dg.T @ s["h2"], du.T @ s["h2"]
     dn, grads[p + "post_attention_layernorm.weight"] = rms_norm_backward(

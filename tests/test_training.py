@@ -1,0 +1,189 @@
+"""Training end to end without torch: a tiny corpus overfit, resume bit for bit, the exported folder
+loaded by generate.py and its tokenizer read by HF `tokenizers`, and every bad input of train_model.py."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from model.formats.loader import load
+from model.train.loop import train
+from model.train.recipe import Settings
+from model.train.runs import new_run
+
+from conftest import ROOT, assert_clean_error, fixture_path
+
+TINY = dict(layers=2, dim=32, heads=4, kv_heads=2, ffn=64, context=16, batch=8)
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 6
+
+
+def run_train(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), *args],
+                          capture_output=True, text=True, env=env, **kw)
+
+
+def tiny_args(corpus, out, *extra):
+    opts = [a for k, v in TINY.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    return ["--input", str(corpus), "--out", str(out), *opts, *extra]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    return path
+
+
+def test_a_tiny_corpus_is_overfit_in_seconds(tmp_path, corpus):
+    settings = Settings(**TINY, steps=300, lr=1e-2, min_lr=1e-3, warmup=10, eval_every=1000, weight_decay=0.0)
+    run = new_run(corpus, tmp_path / "run", settings, notice=lambda m: None)
+    t = time.perf_counter()
+    final = train(run, evaluate_first=False)
+    assert final["train_loss"] < 0.15, final   # ln(vocab) = 3.3 at the start
+    assert time.perf_counter() - t < 60
+
+
+def test_resume_after_ctrl_c_ends_bit_for_bit(tmp_path, corpus):
+    common = ("--steps", "400", "--eval-every", "50")
+    whole = run_train(*tiny_args(corpus, tmp_path / "whole", *common))
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_model.py"),
+                             *tiny_args(corpus, tmp_path / "cut", *common)], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    state = tmp_path / "cut" / "trainer_state.json"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text() or "{}").get("step", 0) >= 50):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err, err
+    stopped = json.loads(state.read_text())["step"]
+    assert 50 <= stopped < 400
+    again = run_train("--resume", str(tmp_path / "cut"))
+    assert again.returncode == 0, again.stderr
+    from model.formats.weights import load_tensors
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_tensors(tmp_path / "cut" / name), load_tensors(tmp_path / "whole" / name)
+        assert a.keys() == b.keys()
+        for n in a:
+            np.testing.assert_array_equal(a[n], b[n])   # bit for bit
+    last = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()][-1]
+    resumed = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()][-1]
+    assert last["val_loss"] == resumed["val_loss"] and last["whole_val"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    (tmp / "c.txt").write_text(TEXT)
+    res = run_train(*tiny_args(tmp / "c.txt", tmp / "run", "--steps", "60", "--eval-every", "30"))
+    assert res.returncode == 0, res.stderr
+    return tmp / "run"
+
+
+def test_folder_is_complete_and_logged(exported):
+    names = {p.name for p in exported.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json",
+            "log.jsonl", "loss.png", "optimizer.safetensors", "trainer_state.json"} <= names
+    log = [json.loads(line) for line in (exported / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [0, 30, 60] and log[-1]["whole_val"]
+    assert log[0]["val_loss"] == pytest.approx(np.log(len(set(TEXT))), abs=0.1)   # uniform at the start
+    assert (exported / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_talks_with_the_trained_model(exported):
+    loaded = load(str(exported))
+    tok, model = loaded.tokenizer, loaded.model
+    ids = tok.encode("First")
+    model.new_cache(16)
+    logits, new = model.forward(ids), []
+    for _ in range(10):
+        new.append(int(np.argmax(logits)))
+        logits = model.forward(new[-1:])
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", str(exported),
+                          "--prompt", "First", "--temperature", "0", "--max-new-tokens", "10"],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == tok.decode(ids + new) + "\n"
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe:300"])
+def test_hf_tokenizers_reads_our_tokenizer(tmp_path, kind):
+    tokenizers = pytest.importorskip("tokenizers")
+    text = fixture_path("tinyshakespeare.txt").read_text()[:60000]
+    (tmp_path / "c.txt").write_text(text)
+    res = run_train(*tiny_args(tmp_path / "c.txt", tmp_path / "r", "--steps", "1", "--tokenizer", kind))
+    assert res.returncode == 0, res.stderr
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "r" / "tokenizer.json"))
+    ours = load(str(tmp_path / "r")).tokenizer
+    sample = text[-3000:] + " naïve 🎉 \t x"
+    assert ours.encode(sample) == hf.encode(sample).ids
+    assert ours.decode(ours.encode(sample)) == hf.decode(hf.encode(sample).ids)
+
+
+def test_bpe_larger_than_the_corpus_supports_gets_a_notice(tmp_path, corpus):
+    res = run_train(*tiny_args(corpus, tmp_path / "r", "--steps", "1", "--tokenizer", "bpe:5000"))
+    assert res.returncode == 0, res.stderr
+    assert "supports only" in res.stderr
+    assert 256 < json.loads((tmp_path / "r" / "config.json").read_text())["vocab_size"] < 5000
+
+
+def test_a_loss_that_becomes_nan_stops_with_the_step(tmp_path, corpus):
+    res = run_train(*tiny_args(corpus, tmp_path / "r", "--lr", "1e30", "--min-lr", "1e29", "--warmup", "0",
+                               "--weight-decay", "0", "--steps", "50"))
+    last = res.stderr.strip().splitlines()[-1]   # after the progress lines: one error line
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert last.startswith("error: the loss became") and "at step" in last and "step 0" in last, last
+    assert json.loads((tmp_path / "r" / "trainer_state.json").read_text())["step"] == 0
+    load(str(tmp_path / "r"))  # the last good checkpoint is complete and loads
+
+
+def test_bad_input_is_one_line_and_leaves_no_folder(tmp_path, corpus):
+    out = tmp_path / "new"
+    empty, short = tmp_path / "empty.txt", tmp_path / "short.txt"
+    empty.write_text("")
+    short.write_text("tiny text")
+    cases = [
+        (tiny_args(tmp_path / "none.txt", out), "none.txt"),
+        (tiny_args(empty, out), "empty"),
+        (tiny_args(short, out), "training split"),
+        (tiny_args(corpus, out, "--context", "95"), "validation split"),
+        (tiny_args(corpus, out, "--steps", "0"), "--steps"),
+        (tiny_args(corpus, out, "--lr", "nan"), "--lr"),
+        (tiny_args(corpus, out, "--clip", "inf"), "--clip"),
+        (tiny_args(corpus, out, "--batch", "-3"), "--batch"),
+        (tiny_args(corpus, out, "--heads", "3"), "--heads"),
+        (tiny_args(corpus, out, "--kv-heads", "3"), "--kv-heads"),
+        (tiny_args(corpus, out, "--tokenizer", "words"), "words"),
+        (tiny_args(corpus, out, "--tokenizer", "bpe:x"), "bpe:x"),
+        (tiny_args(corpus, tmp_path / "no" / "such" / "dir"), "does not exist"),
+        (["--input", str(corpus), "--out", str(out), "--init", str(corpus)], "--init"),
+        (["--input", str(corpus), "--out", str(out), "--init", str(tmp_path / "nothing")], "--init"),
+        (["--resume", str(tmp_path / "nothing")], "--resume"),
+    ]
+    for args, word in cases:
+        res = run_train(*args)
+        assert_clean_error(res, word)
+        assert not out.exists() and not (tmp_path / "no").exists(), args
+
+
+def test_an_existing_folder_is_refused_and_untouched(tmp_path, corpus):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert_clean_error(run_train(*tiny_args(corpus, out)), "exists")
+    assert_clean_error(run_train(*tiny_args(corpus, out, "--force")), "not a run folder")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_resume_with_another_shape_is_refused(exported):
+    before = (exported / "model.safetensors").read_bytes()
+    assert_clean_error(run_train("--resume", str(exported), "--dim", "64"), "--dim", "shape")
+    assert_clean_error(run_train("--resume", str(exported), "--tokenizer", "bpe:300"), "--tokenizer")
+    assert (exported / "model.safetensors").read_bytes() == before
