@@ -82,3 +82,91 @@ def test_adamw_equals_torch_over_ten_steps(dtype, tol):
         for n in shapes:
             ref = theirs[n].detach().numpy()
             assert np.abs(ours[n] - ref).max() / np.abs(ref).max() <= tol, (step, n)
+
+
+def test_first_50_preset_steps_follow_pytorch():
+    """The preset's model, batches and schedule: 50 steps of ours against the same steps in PyTorch (float64)."""
+    from model.train import loss_and_grads
+    from model.train.export import config_json
+    from model.train.optim import AdamW, clip_grad_norm, lr_at
+    from model.train.recipe import Settings, init_weights, new_config
+    s = Settings()
+    cfg = new_config(s, 65, None, None)
+    ours = {n: w.astype(np.float64) for n, w in init_weights(cfg, np.random.default_rng(0)).items()}
+    fields = {k: v for k, v in config_json(cfg).items() if k not in ("architectures", "torch_dtype")}
+    ref = transformers.LlamaForCausalLM(transformers.LlamaConfig(**fields, attn_implementation="eager")).double()
+    missing, _ = ref.load_state_dict({n: torch.tensor(w) for n, w in ours.items()}, strict=False)
+    assert set(missing) <= {"lm_head.weight"}
+    ref.tie_weights()
+    # subtle: numpy's and torch's float32 cos differ in the last bit for some angles (6e-8), and 50 Adam
+    # steps amplify that to ~2e-6 in a few weights; both sides use one rotary table, so what is compared is
+    # the training math alone (the per-step losses agree to 1e-6 either way)
+    from model.train.grads import rotary
+    cos, sin = (torch.tensor(t)[None] for t in rotary(cfg, s.context, np.float64))
+    ref.model.rotary_emb.forward = lambda x, position_ids: (cos, sin)
+    params = dict(ref.named_parameters())
+    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": s.weight_decay},
+                             {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=s.lr, betas=(s.beta1, s.beta2))
+    mine = AdamW(ours, betas=(s.beta1, s.beta2), weight_decay=s.weight_decay)
+    rng = np.random.default_rng(3)
+    for step in range(50):
+        lr = lr_at(step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
+        b = rng.integers(0, 65, (s.batch, s.context + 1))
+        loss, grads = loss_and_grads(cfg, ours, b[:, :-1], b[:, 1:])
+        clip_grad_norm(grads, s.clip)
+        mine.step(ours, grads, lr)
+        opt.zero_grad()
+        logits = ref(torch.tensor(b[:, :-1])).logits
+        ref_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 65), torch.tensor(b[:, 1:]).reshape(-1))
+        ref_loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), s.clip)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        assert abs(loss - float(ref_loss.detach())) <= 1e-6 * float(ref_loss.detach()), step
+    # every step's loss agreed to 1e-6 above; the weights after 50 steps: per tensor ||diff|| / ||ref|| <= 1e-6
+    # (measured 4e-8), and no single number further than 1e-5 of its tensor's largest (measured 1.6e-6:
+    # Adam divides by sqrt(v), so weights whose gradients are near zero carry summation-order noise further)
+    worst = {}
+    for n, p in params.items():
+        theirs = p.detach().numpy()
+        worst[n] = (np.linalg.norm(ours[n] - theirs) / np.linalg.norm(theirs), np.abs(ours[n] - theirs).max() / np.abs(theirs).max())
+    for n, (frob, peak) in worst.items():
+        assert frob <= 1e-6 and peak <= 1e-5, (n, frob, peak)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe:400"])
+def test_exported_folder_in_transformers(tmp_path, kind):
+    """transformers loads the trained folder: logits within 1e-4 of ours, its tokenizer gives our ids,
+    and its greedy generate equals generate.py's text."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT, fixture_path
+    from model.formats.loader import load
+    text = fixture_path("tinyshakespeare.txt").read_text()[:80000]
+    (tmp_path / "c.txt").write_text(text)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), "--input", str(tmp_path / "c.txt"),
+                          "--out", str(tmp_path / "run"), "--tokenizer", kind, "--steps", "40", "--eval-every", "100",
+                          "--layers", "2", "--dim", "64", "--context", "48"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    folder = tmp_path / "run"
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    loaded = load(str(folder))
+    prompt = "ROMEO:\nWhat light"   # + 12 new tokens stays inside the context of 48
+    ids = loaded.tokenizer.encode(prompt)
+    assert hf_tok(prompt, add_special_tokens=True)["input_ids"] == ids
+    loaded.model.new_cache(48)
+    ours = loaded.model.forward(ids, all_logits=True)
+    with torch.no_grad():
+        theirs = hf(torch.tensor([ids])).logits[0].numpy()
+    assert np.abs(ours - theirs).max() <= 1e-4
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", str(folder), "--prompt",
+                          prompt, "--temperature", "0", "--max-new-tokens", "12"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stderr
+    with torch.no_grad():
+        gen = hf.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)[0].tolist()
+    assert out.stdout == hf_tok.decode(gen) + "\n"
