@@ -100,8 +100,8 @@ def main(argv=None) -> int:
 
 def leave_nothing(run, args) -> None:
     """A new run that failed before its first complete checkpoint leaves no folder."""
-    if run is not None and not args.resume and not (run.out / "trainer_state.json").exists():
-        shutil.rmtree(run.out, ignore_errors=True)
+    if run is not None and not args.resume and not (run.out / "trainer_state.json").exists() and run.made:
+        shutil.rmtree(run.made[0], ignore_errors=True)   # the outermost folder the run made
 
 
 if __name__ == "__main__":

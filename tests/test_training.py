@@ -162,7 +162,7 @@ def test_bad_input_is_one_line_and_leaves_no_folder(tmp_path, corpus):
         (tiny_args(corpus, out, "--kv-heads", "3"), "--kv-heads"),
         (tiny_args(corpus, out, "--tokenizer", "words"), "words"),
         (tiny_args(corpus, out, "--tokenizer", "bpe:x"), "bpe:x"),
-        (tiny_args(corpus, tmp_path / "no" / "such" / "dir"), "does not exist"),
+        (tiny_args(corpus, corpus / "under" / "a" / "file"), "is not a folder"),
         (["--input", str(corpus), "--out", str(out), "--init", str(corpus)], "--init"),
         (["--input", str(corpus), "--out", str(out), "--init", str(tmp_path / "nothing")], "--init"),
         (["--resume", str(tmp_path / "nothing")], "--resume"),
@@ -170,7 +170,13 @@ def test_bad_input_is_one_line_and_leaves_no_folder(tmp_path, corpus):
     for args, word in cases:
         res = run_train(*args)
         assert_clean_error(res, word)
-        assert not out.exists() and not (tmp_path / "no").exists(), args
+        assert not out.exists(), args
+
+
+def test_missing_parent_folders_are_made(tmp_path, corpus):
+    res = run_train(*tiny_args(corpus, tmp_path / "runs" / "deep" / "one", "--steps", "2"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "runs" / "deep" / "one" / "model.safetensors").is_file()
 
 
 def test_an_existing_folder_is_refused_and_untouched(tmp_path, corpus):
@@ -187,3 +193,28 @@ def test_resume_with_another_shape_is_refused(exported):
     assert_clean_error(run_train("--resume", str(exported), "--dim", "64"), "--dim", "shape")
     assert_clean_error(run_train("--resume", str(exported), "--tokenizer", "bpe:300"), "--tokenizer")
     assert (exported / "model.safetensors").read_bytes() == before
+
+
+def test_readme_training_commands_run(tmp_path):
+    """Every command of README's training section, shortened by options given after it (an option given
+    last wins): the shown paths, presets and flags are the ones run."""
+    import shlex
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Train a model")[1].split("\n## ")[0]
+    lines = section.split("```bash\n")[1].split("```")[0].strip().splitlines()
+    shorter = {"train_model.py": ["--steps", "3", "--eval-every", "2", "--eval-windows", "4"],
+               "generate.py": ["--max-new-tokens", "5"], "bench_train.py": ["--pairs", "1"]}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for line in lines:
+        words = shlex.split(line.split("#")[0])
+        assert words[0] == ".venv/bin/python"
+        script = os.path.basename(words[1])
+        if script == "bench_train.py":
+            pytest.importorskip("torch")
+        extra = shorter[script] + (["--steps", "6"] if "--resume" in words else [])
+        words = [sys.executable, str(ROOT / words[1])] + [
+            w.replace("../shared/fixtures/", str(fixture_path("tinyshakespeare.txt").parent) + "/")
+             .replace("runs/", str(tmp_path / "runs") + "/") for w in words[2:]] + extra
+        res = subprocess.run(words, capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr[-2000:])
+    assert (tmp_path / "runs" / "shakespeare" / "loss.png").is_file()
+    assert json.loads((tmp_path / "runs" / "shakespeare" / "trainer_state.json").read_text())["step"] == 6

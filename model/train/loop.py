@@ -53,6 +53,7 @@ class Run:
     rng: np.random.Generator
     step: int = 0
     extra: dict = field(default_factory=dict)   # kept in trainer_state.json (corpus, init spec)
+    made: list = field(default_factory=list)    # folders this run created (removed if it fails before a checkpoint)
 
 
 def evaluate(run: Run, split: Split, limit: int | None) -> dict:

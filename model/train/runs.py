@@ -2,6 +2,7 @@
 leaves nothing behind; a resumed run continues from its trainer_state.json bit for bit."""
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -32,18 +33,22 @@ def check_out(out: Path, force: bool) -> None:
         if not out.is_dir() or not set(p.name for p in out.iterdir()) <= RUN_FILES | {".tmp-"}:
             raise RunError(f"--force: {out} is not a run folder (it holds other files); not replacing it")
     parent = out.absolute().parent
+    while not parent.exists():             # folders still to make, like mkdir -p
+        parent = parent.parent
     if not parent.is_dir():
-        raise RunError(f"--out {out}: the folder {parent} does not exist")
-    import os
+        raise RunError(f"--out {out}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise RunError(f"--out {out}: cannot write in {parent}")
 
 
-def make_folder(out: Path, force: bool) -> None:
-    """Create the run's folder (replacing an earlier run's with --force)."""
+def make_folder(out: Path, force: bool) -> list[Path]:
+    """Create the run's folder and any missing parents (replacing an earlier run's with --force);
+    return the folders made, outermost first, so a run that fails can take them away again."""
     if force and out.exists():
         shutil.rmtree(out)
-    out.mkdir()
+    made = [p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()]
+    out.mkdir(parents=True)
+    return made
 
 
 def fingerprint(ids: np.ndarray) -> str:
@@ -82,10 +87,10 @@ def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: 
         raise RunError(f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
     extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
-    make_folder(out, force)
+    made = make_folder(out, force)
     opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
     return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out,
-               np.random.default_rng([settings.seed, 1]), extra=extra)
+               np.random.default_rng([settings.seed, 1]), extra=extra, made=made)
 
 
 def from_init(spec: str, settings: Settings):
