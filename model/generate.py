@@ -58,11 +58,13 @@ def check_prompt(model, prompt: list[int]) -> None:
 
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
-             stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None):
+             stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None,
+             observe=None):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
     `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
     ids below `limit` are sampled (a model may have padding rows the tokenizer has no ids for).
+    `observe(logits, token)`, if given, sees each step's logits and choice (the page's timeline).
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -83,6 +85,8 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
         stats.prefill_s = time.perf_counter() - t
     for step in range(max_new_tokens):
         token = sample(logits[:limit], rng, temperature=temperature, top_k=top_k, top_p=top_p)
+        if observe is not None:
+            observe(logits[:limit], token)
         stats.generated_tokens += 1
         yield token
         if token in stop_ids or step == max_new_tokens - 1:

@@ -67,7 +67,9 @@ class Llama:
 
         With a `trace` dict, also record for the last position: "attention", per layer the
         weights [H, S] over all positions, and "norms", the hidden-state norm after the
-        embedding and after each layer.
+        embedding and after each layer; with trace["residual"] = [] given, the residual stream
+        [T, D] of every position after the embedding and after each attention and each MLP
+        (2L + 1 arrays: what model/lens.py reads).
         """
         cfg = self.cfg
         tokens = np.asarray(tokens, dtype=np.int64)
@@ -85,8 +87,11 @@ class Llama:
         cos, sin = self.cos[start:start + T], self.sin[start:start + T]  # [T, E]
 
         x = self.embed_tokens[tokens]                                    # [T] -> [T, D]
+        residual = trace.get("residual") if trace is not None else None
         if trace is not None:
             trace["attention"], trace["norms"] = [], [float(np.linalg.norm(x[-1]))]
+        if residual is not None:
+            residual.append(x)
         for i in range(cfg.num_hidden_layers):
             p = f"model.layers.{i}."
             w = self.w
@@ -102,8 +107,12 @@ class Llama:
             out = attention(probs, self.cache_v[i, :, :S])                                  # [H, T, E]
             x = x + linear(out.transpose(1, 0, 2).reshape(T, H * E), w[p + "self_attn.o_proj.weight"],
                            w.get(p + "self_attn.o_proj.bias"))                             # [T, D]
+            if residual is not None:
+                residual.append(x)
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
             x = x + swiglu(h, w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"], w[p + "mlp.down_proj.weight"])
+            if residual is not None:
+                residual.append(x)
             if trace is not None:
                 trace["attention"].append(probs[:, -1, :])  # [H, S]
                 trace["norms"].append(float(np.linalg.norm(x[-1])))

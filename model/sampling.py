@@ -67,3 +67,35 @@ def sample(logits: np.ndarray, rng: np.random.Generator, *, temperature: float =
     nucleus = top_p_filter(probs, top_p)                      # [N] positions into candidates
     chosen = probs[nucleus] / probs[nucleus].sum()
     return int(candidates[nucleus[rng.choice(len(nucleus), p=chosen)]])
+
+
+def explain(logits: np.ndarray, token: int, *, temperature: float, top_k: int, top_p: float, show: int = 10) -> dict:
+    """What `sample` saw when it drew `token`: the `show` most likely tokens with their probability
+    before and after temperature, whether top-k and top-p kept them, and their final probability.
+
+    It draws nothing (the rng is untouched), so the text is the same with or without it.
+    """
+    show = max(1, min(show, len(logits)))
+    top = np.argpartition(logits, -show)[-show:]
+    top = top[np.argsort(-logits[top], kind="stable")]                           # [show], most likely first
+    raw = probabilities(logits, 1.0)                                             # [V] temperature 1
+    if temperature == 0:
+        best = int(np.argmax(logits))
+        final = {best: 1.0}
+        after, kept_k, kept_p = (raw == raw.max()).astype(np.float64), 1, 1
+    else:
+        after = probabilities(logits, temperature)                               # [V]
+        candidates = top_k_candidates(logits, top_k)
+        probs = probabilities(logits[candidates], temperature)
+        nucleus = top_p_filter(probs, top_p)
+        kept = probs[nucleus] / probs[nucleus].sum()
+        final = {int(candidates[j]): float(q) for j, q in zip(nucleus, kept)}
+        kept_k, kept_p = len(candidates), len(nucleus)
+        in_k = set(int(i) for i in candidates)
+    rows = []
+    for rank, i in enumerate(int(i) for i in top):
+        rows.append({"id": i, "rank": rank, "p": float(raw[i]), "p_temperature": float(after[i]),
+                     "in_top_k": True if temperature == 0 else i in in_k, "in_top_p": i in final,
+                     "p_final": final.get(i, 0.0), "logit": float(logits[i])})
+    return {"token": int(token), "p_token": final.get(int(token), 0.0), "rank": int(np.sum(logits > logits[token])),
+            "kept_top_k": kept_k, "kept_top_p": kept_p, "candidates": rows}

@@ -105,47 +105,59 @@ def run_cli(*args) -> tuple[float, dict, int]:
 
 
 def bench_preset(corpus: str, bpe_sizes: list[int]) -> None:
-    """The preset end to end, then bpe:N runs given the same wall time (their steps scaled to it)."""
+    """The preset end to end, then bpe:N runs given the same training time (steps scaled by a probe's step time)."""
     with tempfile.TemporaryDirectory() as tmp:
         wall, last, _ = run_cli("--input", corpus, "--out", f"{tmp}/char", "--preset", "shakespeare-char")
-        print(f"shakespeare-char preset: {wall:.1f} s end to end (goal <= 180 s); validation loss "
-              f"{last['val_per_char']:.4f} nats/char on the whole validation split ({last['val_windows']} windows; "
-              f"goal <= 1.70)")
-        per_step = last["elapsed_s"] / 2000
+        print(f"shakespeare-char preset: {wall:.1f} s end to end (goal <= 180 s), {last['train_s']:.1f} s of it in "
+              f"training steps; validation loss {last['val_per_char']:.4f} nats/char on the whole validation split "
+              f"({last['val_windows']} windows; goal <= 1.70)")
         for n in bpe_sizes:
-            probe, plast, _ = run_cli("--input", corpus, "--out", f"{tmp}/probe{n}", "--tokenizer", f"bpe:{n}",
-                                      "--steps", "20", "--eval-every", "1000")
-            step_s = plast["elapsed_s"] / 20
-            steps = max(int(2000 * per_step / step_s), 20)
+            _, probe, _ = run_cli("--input", corpus, "--out", f"{tmp}/probe{n}", "--tokenizer", f"bpe:{n}",
+                                  "--steps", "30", "--eval-every", "1000", "--eval-windows", "1")
+            steps = max(int(last["train_s"] / (probe["train_s"] / 30)), 30)
             wall_n, last_n, _ = run_cli("--input", corpus, "--out", f"{tmp}/bpe{n}", "--tokenizer", f"bpe:{n}",
-                                        "--steps", str(steps), "--warmup", str(min(100, steps // 10)))
-            print(f"  bpe:{n}: {steps} steps in {wall_n:.1f} s end to end; validation {last_n['val_loss']:.4f} nats/token, "
+                                        "--steps", str(steps))
+            print(f"  bpe:{n} at equal training time: {steps} steps, {last_n['train_s']:.1f} s of steps "
+                  f"({wall_n:.1f} s end to end); validation {last_n['val_loss']:.4f} nats/token, "
                   f"{last_n['val_per_char']:.4f} nats/char")
 
 
-def bench_memory(corpus: str) -> None:
-    """Peak RSS of a preset-shaped run in a child, against the bound we state."""
-    from model.train.recipe import Settings
-    s, cfg, w = preset_model()
-    P = sum(a.size for a in w.values())
-    N, D, F, H, T, L, V = s.batch * s.context, s.dim, s.ffn, s.heads, s.context, s.layers, 65
-    per_layer = N * (6 * D + 3 * F + 2 * s.kv_heads * (D // s.heads)) + s.batch * H * T * T   # saved activations
-    acts = (L * per_layer + 3 * N * V + 2 * N * D) * 4
-    bound = 4 * P * 4 + acts
-    with tempfile.TemporaryDirectory() as tmp:
-        code = ("import sys, resource; sys.path.insert(0, %r)\n"
-                "import numpy as np\nbase = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-                "from model.train.runs import new_run\nfrom model.train.loop import train\nfrom model.train.recipe import Settings\n"
-                "import bpe, model.llama, safetensors.numpy\n"
-                "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-                "run = new_run(%r, %r, Settings(steps=50, eval_every=1000), notice=lambda m: None)\n"
-                "train(run)\n"
-                "print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (str(ROOT), corpus, f"{tmp}/m")
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        base, peak = map(int, res.stdout.split()[-2:])
-    print(f"memory: peak RSS grew {(peak - base) / 1024:.1f} MB over the imported interpreter while training 50 steps "
-          f"(including the corpus, its ids and evaluation); bound weights + grads + 2 moments + one batch's "
-          f"activations = {bound / 2**20:.1f} MB")
+def bench_memory(steps: int = 20) -> None:
+    """Peak memory numpy allocates while training (tracemalloc sees every array) against the bound:
+    weights + gradients + two AdamW moments + the activations one batch's backward keeps (with the
+    [B, H, T, T] temporaries of one layer's attention backward)."""
+    import tracemalloc
+    from model.train import loss_and_grads
+    from model.train.optim import AdamW, clip_grad_norm
+    for name, vocab, overrides in (("preset", 65, {}), ("wider (SmolLM2-135M's width, 4 layers)", 49152,
+                                   dict(dim=576, heads=9, kv_heads=3, ffn=1536, batch=4, context=256))):
+        from model.train.recipe import Settings, init_weights, new_config
+        s = Settings(**overrides)
+        cfg = new_config(s, vocab, None, None)
+        tracemalloc.start()
+        w = init_weights(cfg, np.random.default_rng(0))
+        opt = AdamW(w)
+        rng = np.random.default_rng(0)
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(steps):
+            b = rng.integers(0, vocab, (s.batch, s.context + 1))
+            loss, g = loss_and_grads(cfg, w, b[:, :-1], b[:, 1:])
+            clip_grad_norm(g, 1.0)
+            opt.step(w, g, 1e-3)
+            del g
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        P = sum(a.size for a in w.values())
+        N, D, F, E = s.batch * s.context, s.dim, s.ffn, s.dim // s.heads
+        per_layer = N * (7 * D + 4 * F + (s.heads + 2 * s.kv_heads) * E) + s.batch * s.heads * s.context ** 2
+        acts = (s.layers * per_layer + 2 * N * vocab + 3 * N * D) * 4            # + logits/softmax and the head's input
+        acts += 4 * s.batch * s.heads * s.context ** 2 * 4                        # one layer's attention backward: dP, dS
+        weights_and_state = 3 * P * 4                                             # weights, m, v (held before the step)
+        bound = weights_and_state + P * 4 + acts                                   # + gradients + activations
+        print(f"memory, {name}: peak {(base + (peak - base)) / 2**20:.1f} MB of arrays during {steps} steps; bound "
+              f"weights + grads + 2 moments ({4 * P * 4 / 2**20:.1f} MB) + one batch's activations "
+              f"({acts / 2**20:.1f} MB) = {bound / 2**20:.1f} MB: {peak / bound:.2f}x the bound")
 
 
 def bench_smollm2(steps: int, batch: int, context: int) -> None:
@@ -192,7 +204,7 @@ def main(argv=None) -> int:
     for name in ("pairs", "steps", "batch", "context"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be a positive integer")
-    if args.bench in ("preset", "memory") and not Path(args.corpus).is_file():
+    if args.bench == "preset" and not Path(args.corpus).is_file():
         p.error(f"--corpus {args.corpus}: no such file")
     try:
         sizes = [int(n) for n in args.bpe.split(",") if n]
@@ -203,7 +215,7 @@ def main(argv=None) -> int:
     elif args.bench == "preset":
         bench_preset(args.corpus, sizes)
     elif args.bench == "memory":
-        bench_memory(args.corpus)
+        bench_memory()
     else:
         bench_smollm2(args.steps, args.batch, args.context)
     return 0

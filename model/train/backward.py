@@ -106,10 +106,11 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray):
 
     logits: [N, V], targets: [N] -> scalar, p [N, V].
     """
-    shifted = logits - logits.max(axis=-1, keepdims=True)                # [N, V], max 0: exp cannot overflow
-    e = np.exp(shifted)
+    e = logits - logits.max(axis=-1, keepdims=True)                      # [N, V], max 0: exp cannot overflow
+    picked = e[np.arange(len(targets)), targets]                          # [N] z[target] - max z
+    np.exp(e, out=e)                                                      # one [N, V] array, reused
     total = e.sum(axis=-1, keepdims=True)                                 # [N, 1]
-    loss = np.mean(np.log(total[:, 0]) - shifted[np.arange(len(targets)), targets])
+    loss = np.mean(np.log(total[:, 0]) - picked)
     e /= total
     return float(loss), e
 

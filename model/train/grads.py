@@ -119,8 +119,9 @@ def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets) -> tuple[fl
     w, grads = weights, {}
     embed = w["model.embed_tokens.weight"]
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]
-    dz = cross_entropy_backward(p, targets.reshape(-1))                            # [N, V]
+    dz = cross_entropy_backward(p, targets.reshape(-1))                            # [N, V], written into p
     dhf, dhead, _ = linear_backward(dz, hf, head)
+    del p, dz                                                                       # the step's largest array
     dx, grads["model.norm.weight"] = rms_norm_backward(dhf, x, w["model.norm.weight"], cfg.rms_norm_eps)
     for i in reversed(range(cfg.num_hidden_layers)):
         dx = block_backward(cfg, w, i, dx, saved[i], cos, sin, grads)

@@ -27,7 +27,6 @@ from .recipe import Settings
 
 STATE = "trainer_state.json"
 FORMAT = "tinyllama-from-scratch train v1"
-EVAL_BATCH = 32  # windows per forward pass while evaluating
 
 
 class Diverged(RuntimeError):
@@ -59,9 +58,9 @@ class Run:
 def evaluate(run: Run, split: Split, limit: int | None) -> dict:
     """Mean loss over non-overlapping windows of a split: nats per token and per character."""
     inputs, targets = split.windows(run.settings.context, limit)
-    total = 0.0
-    for i in range(0, len(inputs), EVAL_BATCH):
-        x, y = inputs[i:i + EVAL_BATCH], targets[i:i + EVAL_BATCH]
+    total, B = 0.0, run.settings.batch          # windows per forward: a training batch's worth of memory
+    for i in range(0, len(inputs), B):
+        x, y = inputs[i:i + B], targets[i:i + B]
         total += forward_loss(run.cfg, run.weights, x.astype(np.int64), y.astype(np.int64), keep=False)[0] * x.size
     per_token = total / inputs.size
     chars_per_token = split.chars / len(split.ids)
@@ -142,6 +141,7 @@ def evaluation(run: Run, progress: Progress, elapsed: float, final: bool = False
     entry = {"step": run.step, "train_loss": tr["loss"], "val_loss": va["loss"], "train_per_char": tr["per_char"],
              "val_per_char": va["per_char"], "val_windows": va["windows"], "whole_val": final,
              "lr": lr_at(max(run.step - 1, 0), **schedule(run.settings)), "elapsed_s": round(elapsed, 3),
+             "train_s": round(run.extra.get("train_s", 0.0), 3),
              "tokens": run.step * run.settings.batch * run.settings.context, "sample": text}
     progress.say(f"step {run.step}: train {tr['loss']:.4f} nats/token ({tr['per_char']:.4f}/char), "
                  f"val {va['loss']:.4f} ({va['per_char']:.4f}/char){' on the whole validation split' if final else ''}")
@@ -178,6 +178,7 @@ def train(run: Run, *, progress: Progress | None = None, evaluate_first: bool = 
             run.opt.step(run.weights, grads, lr)
             run.step += 1
             now = time.perf_counter()
+            run.extra["train_s"] = run.extra.get("train_s", 0.0) + now - t     # the steps alone, for benchmarks
             progress.step(run.step, loss, lr, s.batch * s.context, now - t, now - began, start)
             if run.step % s.eval_every == 0 and run.step < s.steps:
                 evaluation(run, progress, now - began)

@@ -170,7 +170,7 @@ def resume(out, given: dict, corpus=None) -> Run:
         raise RunError(f"--resume {out}: {corpus} is not the corpus this run trained on")
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
-    extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids") if k in state}
+    extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids", "train_s") if k in state}
     extra["corpus"] = str(Path(corpus).resolve())
     return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
 

@@ -1,0 +1,103 @@
+"""One analysed prompt, as the page (model/web/) and `--inspect` read it: the tokens, a generation
+replayed step by step (what sampling saw), and one forward over the whole sequence to look inside.
+
+`analyze` runs the work once; the Analysis keeps the residual stream, and answers the detail the
+page asks for later (attention rows of one query, the logit lens at one position) without rerunning.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bpe.trace import describe_tokens
+from .generate import Stats, check_prompt, generate
+from .lens import attention_rows, contributions, logit_lens, trace_sequence
+from .sampling import check_sampling, explain
+from .session import stop_ids
+
+MAX_ANALYSED = 1024   # positions kept for looking inside (the residual stream is [2L + 1, T, D])
+
+
+@dataclass
+class Request:
+    """What to analyse: the ids of the prompt and how to continue it."""
+    ids: list
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    top_k: int = 50
+    top_p: float = 1.0
+    seed: int = 0
+    show: int = 10               # candidates shown per step
+
+
+@dataclass
+class Analysis:
+    """The result: the prompt, each generated step explained, and the whole sequence's trace."""
+    loaded: object
+    request: Request
+    new_ids: list
+    steps: list
+    trace: object
+    stats: Stats
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list:
+        return self.request.ids + self.new_ids
+
+    def summary(self) -> dict:
+        """Everything the page shows first, small: no logits, no attention matrices."""
+        loaded, tok, cfg = self.loaded, self.loaded.tokenizer, self.loaded.model.cfg
+        n = len(self.request.ids)
+        timeline = []
+        for j, step in enumerate(self.steps):
+            for c in step["candidates"]:
+                c["token"] = describe_tokens(tok, [c["id"]])[0]
+            push = contributions(loaded.model, self.trace, n - 1 + j, step["token"]) if n - 1 + j < len(self.trace.ids) else None
+            timeline.append({**step, "position": n - 1 + j, "push": push})
+        norms = [[float(np.linalg.norm(self.trace.resid[2 * l][p])) for l in range(cfg.num_hidden_layers + 1)]
+                 for p in range(len(self.trace.ids))]
+        return {
+            "tokens": describe_tokens(tok, self.ids), "prompt_tokens": n, "new_tokens": len(self.new_ids),
+            "text": tok.decode(self.new_ids), "timeline": timeline, "norms": norms,
+            "lens": self.lens(n - 1), "settings": vars(self.request) | {"ids": None},
+            "seconds": self.seconds, "shapes": shapes(cfg),
+        }
+
+    def attention(self, query: int) -> list:
+        """[L][H][query + 1] attention weights from one position, rounded for the wire."""
+        return np.round(attention_rows(self.loaded.model, self.trace, query), 4).tolist()
+
+    def lens(self, position: int, k: int = 5) -> list:
+        """Per layer the top-k tokens of the logit lens at a position, with pieces."""
+        tok = self.loaded.tokenizer
+        return [[{"id": i, "p": p, "token": describe_tokens(tok, [i])[0]} for i, p in layer]
+                for layer in logit_lens(self.loaded.model, self.trace, position, k)]
+
+
+def shapes(cfg) -> dict:
+    """The dimension letters of model/config.py for this model."""
+    return {"L": cfg.num_hidden_layers, "H": cfg.num_attention_heads, "K": cfg.num_key_value_heads,
+            "E": cfg.head_dim, "D": cfg.hidden_size, "F": cfg.intermediate_size, "V": cfg.vocab_size}
+
+
+def analyze(loaded, req: Request) -> Analysis:
+    """Generate as generate.py does (same seed, same text), explaining each step, then trace it all."""
+    model, tok = loaded.model, loaded.tokenizer
+    check_sampling(req.temperature, req.top_k, req.top_p)
+    check_prompt(model, req.ids)
+    if len(req.ids) + req.max_new_tokens > MAX_ANALYSED:
+        raise ValueError(f"{len(req.ids)} prompt tokens + {req.max_new_tokens} new ones is more than the "
+                         f"{MAX_ANALYSED} positions the page looks inside")
+    steps, stats, seconds = [], Stats(), {}
+    t = time.perf_counter()
+    observe = (lambda logits, token: steps.append(explain(logits, token, temperature=req.temperature, top_k=req.top_k,
+                                                          top_p=req.top_p, show=req.show)))
+    new = list(generate(model, req.ids, max_new_tokens=req.max_new_tokens, rng=np.random.default_rng(req.seed),
+                        temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, stop_ids=stop_ids(model, tok),
+                        stats=stats, limit=loaded.sample_limit, observe=observe))
+    seconds["generate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    trace = trace_sequence(model, req.ids + new)
+    seconds["trace"] = time.perf_counter() - t
+    return Analysis(loaded, req, new, steps, trace, stats, seconds)

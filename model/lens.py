@@ -1,0 +1,89 @@
+"""Looking inside one forward pass over a whole sequence: the logit lens, each layer's push on a
+token, and attention rows recomputed on demand (so a long text never stores [L, H, T, T]).
+
+The residual stream is x_0 = embedding, then x += attention_l(...) and x += mlp_l(...) for each
+layer l; the logits are rms_norm(x_final) @ W_head^T.
+  logit lens:   layer l's "prediction" = softmax(rms_norm(x_l) @ W_head^T), the final norm and head
+                applied early; after the last layer it is the model's real prediction.
+  contribution: with r = 1 / rms(x_final) fixed, logit[t] = sum over the pieces d of x_final of
+                d . (r * norm_weight * W_head[t]): the embedding, and each layer's attention and MLP
+                output, each push the token's logit by exactly their term (direct logit attribution).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .layers import apply_rope, attention_probs, linear, rms_norm
+
+
+@dataclass
+class SequenceTrace:
+    """The residual stream of one forward pass: resid[2l + 1] after layer l's attention, resid[2l + 2]
+    after its MLP, resid[0] the embedding; each [T, D]."""
+    ids: list
+    resid: list
+
+
+def trace_sequence(model, ids) -> SequenceTrace:
+    """One forward over all of `ids` in a fresh cache, keeping the residual stream of every position."""
+    trace = {"residual": []}
+    model.new_cache(len(ids))
+    model.forward(ids, trace=trace)
+    return SequenceTrace(list(ids), trace["residual"])
+
+
+def layer_states(tr: SequenceTrace, position: int) -> np.ndarray:
+    """The hidden state after the embedding and after each layer, at one position   -> [L + 1, D]."""
+    return np.stack([tr.resid[0][position]] + [tr.resid[2 * l + 2][position] for l in range(len(tr.resid) // 2)])
+
+
+def logit_lens(model, tr: SequenceTrace, position: int, k: int = 5) -> list[list[tuple[int, float]]]:
+    """Per layer (0 = the embedding), the top-k (id, probability) of the final norm + LM head applied there."""
+    states = layer_states(tr, position)                                          # [L + 1, D]
+    logits = rms_norm(states, model.w["model.norm.weight"], model.cfg.rms_norm_eps) @ model.lm_head.T  # [L + 1, V]
+    peak = logits.max(axis=-1, keepdims=True)
+    log_total = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=-1))          # [L + 1] log-sum-exp
+    out = []
+    for row, lse in zip(logits, log_total):
+        top = np.argpartition(row, -k)[-k:]
+        top = top[np.argsort(-row[top])]
+        out.append([(int(i), float(np.exp(row[i] - lse))) for i in top])      # softmax of the top k only
+    return out
+
+
+def contributions(model, tr: SequenceTrace, position: int, token: int) -> dict:
+    """How much the embedding and each layer's attention and MLP pushed `token`'s logit at `position`.
+
+    Returns {"embedding": e, "attention": [L], "mlp": [L], "logit": the real logit}; e + sum(attention)
+    + sum(mlp) equals the logit (up to float32 rounding).
+    """
+    cfg = model.cfg
+    final = tr.resid[-1][position]                                               # [D]
+    r = 1 / np.sqrt(np.mean(final.astype(np.float64) ** 2) + cfg.rms_norm_eps)
+    direction = r * model.w["model.norm.weight"].astype(np.float64) * model.lm_head[token].astype(np.float64)  # [D]
+    pieces = [tr.resid[0][position]] + [tr.resid[j][position] - tr.resid[j - 1][position]
+                                        for j in range(1, len(tr.resid))]
+    push = [float(np.dot(p.astype(np.float64), direction)) for p in pieces]
+    logit = rms_norm(final[None], model.w["model.norm.weight"], cfg.rms_norm_eps)[0] @ model.lm_head[token]
+    return {"embedding": push[0], "attention": push[1::2], "mlp": push[2::2], "logit": float(logit)}
+
+
+def attention_rows(model, tr: SequenceTrace, query: int) -> np.ndarray:
+    """Every layer's and head's attention from position `query` over positions 0..query   -> [L, H, query + 1].
+
+    Recomputed from the stored residual stream with the forward's own functions (rms_norm, linear,
+    apply_rope, attention_probs), so it equals what the forward pass used.
+    """
+    cfg, w = model.cfg, model.w
+    E, S = cfg.head_dim, query + 1
+    cos, sin = model.cos[:S], model.sin[:S]
+    rows = []
+    for l in range(cfg.num_hidden_layers):
+        p = f"model.layers.{l}."
+        h = rms_norm(tr.resid[2 * l][:S], w[p + "input_layernorm.weight"], cfg.rms_norm_eps)     # [S, D]
+        q = linear(h[query:], w[p + "self_attn.q_proj.weight"], w.get(p + "self_attn.q_proj.bias"))  # [1, H*E]
+        k = linear(h, w[p + "self_attn.k_proj.weight"], w.get(p + "self_attn.k_proj.bias"))          # [S, K*E]
+        q = apply_rope(q.reshape(1, -1, E).transpose(1, 0, 2), cos[query:], sin[query:])            # [H, 1, E]
+        k = apply_rope(k.reshape(S, -1, E).transpose(1, 0, 2), cos, sin)                            # [K, S, E]
+        rows.append(attention_probs(q, k, query, cfg.window(l))[:, 0, :])                            # [H, S]
+    return np.stack(rows)
