@@ -26,9 +26,13 @@ def parse_args(argv):
     p.add_argument("--tokenizer", action="append", default=[], metavar="FILE",
                    help="another tokenizer file to compare on the page (repeatable)")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every /v1 route")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds a request body may take to arrive (default 10; slower clients get 408)")
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         p.error(f"--port must be in 0..65535, got {args.port}")
+    if not (0 < args.timeout <= 3600):
+        p.error(f"--timeout must be in (0, 3600] seconds, got {args.timeout}")
     if args.api_key is not None and not args.api_key.strip():
         p.error("--api-key is empty")
     return args
@@ -63,7 +67,7 @@ def main(argv=None) -> int:
         print(f"serving {loaded.source} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         serve(lambda hosts: create_app(loaded, tokenizers=tokenizers, folder=folder, api_key=args.api_key,
-                                       hosts=hosts), args.host, args.port, on_ready=ready)
+                                       hosts=hosts, body_seconds=args.timeout), args.host, args.port, on_ready=ready)
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 2

@@ -40,10 +40,11 @@ async def read_json(request) -> dict:
             body.extend(chunk)
             if len(body) > MAX_BODY:
                 raise HttpError(413, f"the body is larger than {MAX_BODY} bytes")
+    seconds = request.app.state.s.body_seconds
     try:
-        await asyncio.wait_for(collect(), BODY_SECONDS)
+        await asyncio.wait_for(collect(), seconds)
     except asyncio.TimeoutError:
-        raise HttpError(408, f"the request body did not arrive within {BODY_SECONDS:g} s") from None
+        raise HttpError(408, f"the request body did not arrive within {seconds:g} s") from None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):

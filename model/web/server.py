@@ -37,8 +37,8 @@ MAX_NEW = 256
 class State:
     """What the routes share: the loaded model, the other tokenizers, the analyses kept."""
 
-    def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None):
-        self.loaded, self.folder, self.api_key = loaded, folder, api_key
+    def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None, body_seconds: float):
+        self.loaded, self.folder, self.api_key, self.body_seconds = loaded, folder, api_key, body_seconds
         self.tokenizers = [("model", loaded.tokenizer)] + list(tokenizers)
         self.analyses: OrderedDict = OrderedDict()
         self.queue = ModelQueue()
@@ -208,7 +208,7 @@ async def not_found(request, exc: HTTPException):
                         status_code=exc.status_code)
 
 
-def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",)):
+def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",), body_seconds=10.0):
     """The ASGI app: the page, its routes and the OpenAI-compatible API, behind the Host check."""
     from .openai_api import routes as api_routes
     routes = [Route("/", index), Route("/static/{name:path}", static),
@@ -219,7 +219,7 @@ def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.
               Route("/api/compare", compare_route, methods=["POST"]),
               Route("/api/training", training)] + api_routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key)
+    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds)
     return HostCheck(app, set(hosts))
 
 
@@ -239,6 +239,7 @@ def serve(app_factory, host: str, port: int, *, on_ready=None) -> None:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)          # connections wait in the backlog from now on, before uvicorn starts accepting
     port = sock.getsockname()[1]
     app = app_factory(allowed_hosts(host, port))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, timeout_keep_alive=5,

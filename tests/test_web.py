@@ -1,0 +1,210 @@
+"""The page's server: routes validate (in-process, Starlette's test client), and the page itself in a
+real headless Chromium (Debian's, driven by Selenium with its matching chromium-driver)."""
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.formats.loader import load
+
+from conftest import fixture_path, needed, smollm2_gguf_path
+from servers import running_server
+
+starlette = pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from model.web import server as web  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load(str(smollm2_gguf_path()))
+
+
+@pytest.fixture(scope="module")
+def client(loaded):
+    from bpe.files import load_tokenizer
+    app = web.create_app(loaded, tokenizers=[("llama2", load_tokenizer(fixture_path("llama2-tokenizer.model")))],
+                         hosts={"testserver"})
+    return TestClient(app)
+
+
+def test_routes_answer_what_the_library_computes(client, loaded):
+    tok = loaded.tokenizer
+    r = client.post("/api/tokens", json={"text": "Hello world"})
+    assert r.status_code == 200 and [t["id"] for t in r.json()["tokens"]] == tok.encode("Hello world")
+    r = client.post("/api/merges", json={"text": " tokenizer", "tokenizer": 1})
+    from bpe.files import load_tokenizer
+    assert r.json()["ids"] == load_tokenizer(fixture_path("llama2-tokenizer.model")).encode(" tokenizer")
+    r = client.post("/api/compare", json={"text": "naïve tokenizers"})
+    assert [t["count"] for t in r.json()["tokenizers"]][0] == len(tok.encode("naïve tokenizers"))
+    a = client.post("/api/analyze", json={"text": "The capital of France is", "max_new_tokens": 3}).json()
+    ids = tok.encode("The capital of France is")
+    loaded.model.new_cache(64)
+    first = int(np.argmax(loaded.model.forward(ids)))
+    assert a["timeline"][0]["token"] == first and a["timeline"][0]["candidates"][0]["id"] == first
+    lens = client.get(f"/api/lens?id={a['id']}&position={len(ids) - 1}").json()
+    assert lens["layers"][-1][0]["id"] == first
+    rows = client.get(f"/api/attention?id={a['id']}&query=2").json()["rows"]
+    assert np.array(rows).shape == (30, 9, 3) and np.allclose(np.array(rows).sum(-1), 1, atol=1e-3)
+
+
+BAD = [
+    ("post", "/api/tokens", b"{not json", 400, "JSON"),
+    ("post", "/api/tokens", b"[1, 2]", 400, "object"),
+    ("post", "/api/tokens", b'{"text": 5}', 400, "'text'"),
+    ("post", "/api/tokens", b'{"text": "   "}', 400, "empty"),
+    ("post", "/api/tokens", json.dumps({"text": "a " * 9000}).encode(), 400, "context"),
+    ("post", "/api/analyze", b'{"text": "hi", "temperature": NaN}', 400, "temperature"),
+    ("post", "/api/analyze", b'{"text": "hi", "max_new_tokens": -1}', 400, "max_new_tokens"),
+    ("post", "/api/analyze", b'{"text": "hi", "top_k": "5"}', 400, "top_k"),
+    ("post", "/api/analyze", b'{"text": "hi", "max_new_tokens": 100000}', 400, "max_new_tokens"),
+    ("post", "/api/merges", b'{"text": ""}', 400, "text"),
+    ("post", "/api/merges", b'{"text": "a", "tokenizer": 9}', 400, "tokenizer"),
+    ("get", "/api/attention?id=nope&query=1", None, 404, "analysis"),
+    ("get", "/api/training", None, 404, "log"),
+    ("get", "/api/nothing", None, 404, "no route"),
+    ("get", "/static/../server.py", None, 404, ""),
+    ("get", "/static/%2e%2e/server.py", None, 404, ""),
+    ("get", "/static//etc/passwd", None, 404, ""),
+    ("post", "/api/tokens", b'{"text": "' + b"a" * (2 << 20) + b'"}', 413, "larger"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,status,word", BAD)
+def test_bad_requests_get_a_4xx_with_a_reason(client, method, path, body, status, word):
+    r = client.post(path, content=body) if method == "post" else client.get(path)
+    assert r.status_code == status, r.text
+    assert word in r.json()["error"] and "\n" not in r.json()["error"]
+    assert client.post("/api/tokens", json={"text": "still here"}).status_code == 200
+
+
+def test_host_check_and_no_cors(client):
+    assert client.get("/api/info", headers={"Host": "attacker.example:8000"}).status_code == 403
+    r = client.get("/api/info", headers={"Origin": "http://attacker.example"})
+    assert r.status_code == 200 and not any(h.lower().startswith("access-control") for h in r.headers)
+
+
+def test_static_files_stay_in_their_folder(loaded, tmp_path, monkeypatch):
+    static = tmp_path / "static"
+    shutil.copytree(web.STATIC, static)
+    (tmp_path / "secret.txt").write_text("secret")
+    (static / "link.txt").symlink_to(tmp_path / "secret.txt")
+    monkeypatch.setattr(web, "STATIC", static.resolve())
+    c = TestClient(web.create_app(loaded, hosts={"testserver"}))
+    assert c.get("/static/app.js").status_code == 200
+    assert c.get("/static/link.txt").status_code == 404
+
+
+def test_a_trained_folder_shows_its_training_log(tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    (tmp_path / "c.txt").write_text(fixture_path("tinyshakespeare.txt").read_text()[:20000])
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), "--input", str(tmp_path / "c.txt"),
+                          "--out", str(tmp_path / "run"), "--steps", "4", "--eval-every", "2", "--layers", "1",
+                          "--dim", "32", "--context", "32"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    c = TestClient(web.create_app(load(str(tmp_path / "run")), folder=tmp_path / "run", hosts={"testserver"}))
+    rows = c.get("/api/training").json()["rows"]
+    assert [r["step"] for r in rows] == [0, 2, 4] and all("sample" in r for r in rows)
+    assert c.get("/api/info").json()["training"] is True
+
+
+def test_slow_body_times_out_and_the_server_goes_on():
+    with running_server("--model", str(smollm2_gguf_path()), "--timeout", "1") as (url, _):
+        host, port = url[len("http://"):].rstrip("/").split(":")
+        s = socket.create_connection((host, int(port)))
+        s.sendall(b"POST /api/tokens HTTP/1.1\r\nHost: 127.0.0.1:" + port.encode() +
+                  b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"te")
+        s.settimeout(10)
+        reply = s.recv(4096).decode()
+        s.close()
+        assert " 408 " in reply.splitlines()[0] and "did not arrive" in reply
+        import urllib.request
+        with urllib.request.urlopen(url + "api/info", timeout=10) as r:
+            assert r.status == 200
+
+
+# --- the page in a real browser ---------------------------------------------------------------------
+def browser():
+    """Selenium on Debian's chromium and chromium-driver, never a downloaded browser."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        needed("no browser: apt-get install -y chromium chromium-driver")
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800", "--disable-dev-shm-usage"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+def wait_for(driver, fn, seconds=60):
+    end = time.time() + seconds
+    while time.time() < end:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out; status: " + driver.find_element("id", "status").text)
+
+
+def requested_urls(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def test_the_page_in_headless_chromium(tmp_path, loaded):
+    tok, model = loaded.tokenizer, loaded.model
+    prompt = "The capital of France is"
+    d = browser()
+    try:
+        with running_server("--model", str(smollm2_gguf_path())) as (url, _):
+            from urllib.parse import quote
+            d.get(url + "?prompt=" + quote(prompt) + "&max=4")
+            wait_for(d, lambda: "new tokens" in d.find_element("id", "status").text)
+            shown = [int(c.get_attribute("data-id")) for c in d.find_elements("css selector", "#tokens .tok")]
+            ids = tok.encode(prompt)
+            assert shown[:len(ids)] == ids                           # the tokens our tokenizer gives
+            model.new_cache(64)
+            first = int(np.argmax(model.forward(ids)))
+            top = d.find_element("css selector", "#candidates tbody tr")
+            assert int(top.get_attribute("data-id")) == first       # the top next token is our model's
+            assert "drawn" in top.get_attribute("class")
+            assert int(d.find_element("css selector", "#lens tr[data-top]").get_attribute("data-top")) == first
+            assert len(d.find_elements("css selector", "#attention canvas.strip")) == 30 * 9
+            label = d.find_element("id", "step-label").text
+            d.find_element("tag name", "body").send_keys("\ue014")  # ArrowRight steps the timeline
+            wait_for(d, lambda: d.find_element("id", "step-label").text != label)
+            assert "step=1" in d.current_url                           # the state is in the URL
+            errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, errors
+            outside = [u for u in requested_urls(d) if not u.startswith(url) and not u.startswith(("data:", "blob:"))]
+            assert not outside, outside
+            html = d.execute_async_script("window.tinyllamaSavedHTML().then(arguments[arguments.length - 1])")
+        saved = tmp_path / "view.html"
+        saved.write_text(html, encoding="utf-8")
+        d.execute_cdp_cmd("Network.enable", {})
+        d.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                               "downloadThroughput": 0, "uploadThroughput": 0})
+        d.get_log("performance")
+        d.get(saved.as_uri())                                          # the server is gone: offline
+        wait_for(d, lambda: d.find_elements("css selector", "#candidates tbody tr"))
+        again = [int(c.get_attribute("data-id")) for c in d.find_elements("css selector", "#tokens .tok")]
+        assert again == shown
+        assert len(d.find_elements("css selector", "#attention canvas.strip")) == 30 * 9
+        assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        assert all(u.startswith(("file:", "data:", "blob:")) for u in requested_urls(d))
+    finally:
+        d.quit()
