@@ -1,0 +1,216 @@
+"""The OpenAI-compatible API with the real `openai` client on SmolLM2: greedy text equals generate.py,
+logprobs equal our log-softmax, errors arrive as the client's own exceptions; concurrent clients,
+disconnects and bad requests leave the server answering."""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, smollm2_gguf_path
+from servers import running_server
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("starlette")
+
+
+def post(url: str, path: str, body, *, stream_first: bool = False):
+    """POST raw bytes (or JSON) with the standard library; (status, parsed JSON), or with `stream_first`
+    read the first server-sent event and hang up."""
+    import http.client
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn.request("POST", path, body=data, headers={"Content-Type": "application/json"})
+    r = conn.getresponse()
+    if stream_first:
+        line = r.readline()
+        conn.close()
+        return r.status, line
+    out = r.read()
+    conn.close()
+    return r.status, json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server("--model", str(smollm2_gguf_path())) as (url, proc):
+        yield url, proc
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server[0] + "v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def generate_py(*args) -> str:
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", str(smollm2_gguf_path()),
+                          "--temperature", "0", *args], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    return res.stdout[:-1]   # its final newline
+
+
+QUESTION = "What is the capital of France?"
+
+
+def test_models_lists_the_model(client):
+    assert [m.id for m in client.models.list().data] == [smollm2_gguf_path().name]
+
+
+def test_chat_equals_generate_py_streamed_and_not(client):
+    expected = generate_py("--chat", "--prompt", QUESTION, "--max-new-tokens", "20")
+    r = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
+                                       temperature=0, max_tokens=20)
+    assert r.choices[0].message.content == expected
+    assert r.choices[0].finish_reason == ("stop" if r.usage.completion_tokens < 20 else "length")
+    stream = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
+                                            temperature=0, max_tokens=20, stream=True,
+                                            stream_options={"include_usage": True})
+    parts, finish, usage = [], None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            parts.append(c.delta.content or "")
+            finish = c.finish_reason or finish
+    assert "".join(parts) == expected and finish == r.choices[0].finish_reason
+    assert usage.prompt_tokens == r.usage.prompt_tokens and usage.completion_tokens == r.usage.completion_tokens
+
+
+def test_completions_equal_generate_py(client):
+    prompt = "Once upon a time"
+    expected = generate_py("--prompt", prompt, "--max-new-tokens", "12")[len(prompt):]
+    r = client.completions.create(model="smollm2", prompt=prompt, temperature=0, max_tokens=12)
+    assert r.choices[0].text == expected and r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 12
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model="smollm2", prompt=prompt, temperature=0, max_tokens=12, stream=True) if c.choices)
+    assert streamed == expected
+
+
+def test_seed_repeats_and_stop_strings(client):
+    ask = dict(model="smollm2", messages=[{"role": "user", "content": "Tell me a short story."}], temperature=1.0,
+               max_tokens=16, seed=7)
+    a, b = (client.chat.completions.create(**ask).choices[0].message.content for _ in range(2))
+    assert a == b
+    full = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
+                                          temperature=0, max_tokens=20).choices[0].message.content
+    cut = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
+                                         temperature=0, max_tokens=20, stop=["France", "zzz"])
+    assert cut.choices[0].message.content == full[:full.index("France")] and cut.choices[0].finish_reason == "stop"
+
+
+def test_logprobs_equal_our_log_softmax(client):
+    from model.formats.loader import load
+    loaded = load(str(smollm2_gguf_path()))
+    r = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
+                                       temperature=0, max_tokens=5, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    ids = loaded.chat.encode(loaded.tokenizer, [{"role": "user", "content": QUESTION}])
+    model = loaded.model
+    model.new_cache(128)
+    logits = model.forward(ids)
+    for entry in content:
+        z = logits.astype(np.float64)
+        logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+        token = int(np.argmax(logp))
+        assert abs(entry.logprob - logp[token]) < 1e-5
+        assert [round(t.logprob, 5) for t in entry.top_logprobs] == [round(v, 5) for v in np.sort(logp)[::-1][:3]]
+        logits = model.forward([token])
+
+
+def test_errors_are_the_clients_own_exceptions(client):
+    msg = [{"role": "user", "content": "hi"}]
+    for kwargs in (dict(n=2), dict(tools=[{"type": "function", "function": {"name": "f"}}]), dict(logit_bias={"1": 5}),
+                   dict(max_tokens=-1), dict(max_tokens=10 ** 9), dict(temperature=-1)):
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="smollm2", messages=msg, **kwargs)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="smollm2", messages=[{"role": "wizard", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="smollm2", messages=[])
+
+
+BAD = [
+    (b"{oops", "JSON"), (b'"text"', "object"), (b"{}", "messages"), (b'{"messages": []}', "messages"),
+    (b'{"messages": "hi"}', "messages"), (b'{"messages": [{"role": "user"}]}', "content"),
+    (b'{"messages": [{"role": "robot", "content": "x"}]}', "role"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}', "temperature"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "temperature": Infinity}', "temperature"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": -5}', "max_tokens"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "stop": [1]}', "stop"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
+    (json.dumps({"messages": [{"role": "user", "content": "a " * 9000}]}).encode(), "context"),
+    (b'{"messages": [{"role": "user", "content": "' + b"x" * (2 << 20) + b'"}]}', "larger"),
+]
+
+
+@pytest.mark.parametrize("body,word", BAD)
+def test_bad_requests_get_4xx_and_the_next_is_answered(server, body, word):
+    url = server[0]
+    status, reply = post(url, "/v1/chat/completions", body)
+    assert 400 <= status < 500, reply
+    error = reply["error"]
+    assert word in error["message"] and "\n" not in error["message"] and error["type"] == "invalid_request_error"
+    assert post(url, "/v1/completions", {"prompt": "Hi", "max_tokens": 1, "temperature": 0})[0] == 200
+
+
+def ask(url, prompt, max_tokens=8):
+    status, reply = post(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": prompt}],
+                                                       "temperature": 0, "max_tokens": max_tokens})
+    assert status == 200, reply
+    return reply["choices"][0]["message"]["content"]
+
+
+def rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_eight_concurrent_clients_each_get_their_own_answer(server):
+    url = server[0]
+    prompts = [f"Name one thing about the number {n}." for n in range(8)]
+    alone = [ask(url, p) for p in prompts]
+    together = [None] * 8
+    threads = [threading.Thread(target=lambda k=k: together.__setitem__(k, ask(url, prompts[k]))) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+
+
+def test_disconnects_mid_stream_leave_the_server_answering(server):
+    url, proc = server
+    body = {"messages": [{"role": "user", "content": "Count from one to fifty."}], "temperature": 0,
+            "max_tokens": 6, "stream": True}
+    for _ in range(3):   # warm up what the first requests allocate
+        ask(url, "Hi", 2)
+    before = rss_kb(proc.pid)
+    for k in range(100):
+        if k % 3 == 0:
+            status, first = post(url, "/v1/chat/completions", body, stream_first=True)   # then hang up
+            assert status == 200 and first.startswith(b"data: ")
+        else:
+            assert post(url, "/v1/chat/completions", {**body, "stream": False, "max_tokens": 3})[0] == 200
+    assert ask(url, QUESTION, 20) == ask(url, QUESTION, 20)
+    grown = rss_kb(proc.pid) - before
+    assert grown < 50_000, f"RSS grew {grown} KB over 100 requests"
+
+
+def test_api_key_is_required_when_set():
+    with running_server("--model", str(smollm2_gguf_path()), "--api-key", "s3cret") as (url, _):
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url + "v1", api_key="wrong", max_retries=0).models.list()
+        ok = openai.OpenAI(base_url=url + "v1", api_key="s3cret", max_retries=0)
+        assert ok.models.list().data
+        import urllib.request
+        with urllib.request.urlopen(url + "api/info", timeout=30) as r:   # the page's routes stay open on loopback
+            assert r.status == 200
