@@ -214,3 +214,29 @@ def test_api_key_is_required_when_set():
         import urllib.request
         with urllib.request.urlopen(url + "api/info", timeout=30) as r:   # the page's routes stay open on loopback
             assert r.status == 200
+
+
+def test_readme_serve_commands_run():
+    """README's serve section: its serve.py command (on a free port), its curl lines and its Python snippet."""
+    import re
+    import shlex
+    import shutil
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Look inside, in the browser")[1].split("\n## ")[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    start = shlex.split(blocks[0].strip().split("&&")[-1])
+    assert start[:2] == [".venv/bin/python", "scripts/serve.py"]
+    with running_server(*start[2:]) as (url, _):
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        if shutil.which("curl") is None:
+            pytest.skip("curl is not installed")
+        for line in blocks[1].strip().splitlines():
+            words = [w.replace("127.0.0.1:8000", "127.0.0.1:" + port) for w in shlex.split(line)]
+            res = subprocess.run(words, capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0 and "error" not in res.stdout and res.stdout, (line, res.stdout, res.stderr)
+        code = re.findall(r"```python\n(.*?)```", section, re.S)[0].replace("127.0.0.1:8000", "127.0.0.1:" + port)
+        import contextlib
+        import io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README serve snippet", "exec"), {})
+        assert out.getvalue().startswith("The capital of France is Paris.")
