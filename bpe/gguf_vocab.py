@@ -119,5 +119,36 @@ def _byte_level(meta, tokens, types, source, warn) -> tuple[ByteLevelBPE, PreTok
                            source=source)
     except ValueError as e:
         raise ModelFileError(f"{source}: {e}") from None
+    tok.gguf_export = (tokens, pairs, added, spec)   # what byte_level_json writes back out
     return tok, spec
+
+
+def byte_level_json(tok) -> str:
+    """A GGUF's byte-level tokenizer as a Hugging Face tokenizer.json (HF `tokenizers` and our loader
+    encode identically): each llama.cpp regex as a Split (gaps kept, as llama.cpp does), then
+    ByteLevel without its own regex; the control tokens special; BOS put in front when the GGUF says so."""
+    import json
+    tokens, pairs, added, spec = tok.gguf_export
+    post = None
+    if tok.add_bos and tok.bos_id >= 0:
+        bos = tokens[tok.bos_id]
+        post = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {bos: {"id": bos, "ids": [tok.bos_id], "tokens": [bos]}}}
+    splits = [{"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": False} for r in spec.regexes]
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": a.id, "content": a.content, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": a.special} for a in added],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": splits + [
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]},
+        "post_processor": post,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "ignore_merges": spec.ignore_merges, "vocab": {t: i for i, t in enumerate(tokens)},
+                  "merges": [list(p) for p in pairs]}}, ensure_ascii=False)
 

@@ -67,7 +67,7 @@ class ChatFormat:
             raise ChatTemplateError(f"{source}: the chat template is not a string")
         if len(template) > MAX_TEMPLATE_CHARS:
             raise ChatTemplateError(f"{source}: the chat template is larger than {MAX_TEMPLATE_CHARS} characters")
-        self.source, self.tokens = source, dict(tokens)
+        self.source, self.tokens, self.text = source, dict(tokens), template
         env = _Environment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
         env.globals.update(raise_exception=_raise, strftime_now=lambda fmt: datetime.now().strftime(fmt))
         env.filters["tojson"] = _tojson  # as transformers defines it: plain JSON, non-ASCII kept

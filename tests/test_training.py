@@ -218,3 +218,29 @@ def test_readme_training_commands_run(tmp_path):
         assert res.returncode == 0, (line, res.stderr[-2000:])
     assert (tmp_path / "runs" / "shakespeare" / "loss.png").is_file()
     assert json.loads((tmp_path / "runs" / "shakespeare" / "trainer_state.json").read_text())["step"] == 6
+
+
+def test_init_fine_tunes_smollm2_into_a_loadable_folder(tmp_path):
+    """--init from the real SmolLM2 GGUF: its architecture and tokenizer carry over, the folder loads in
+    generate.py's loader and HF `tokenizers` reads the tokenizer written from the GGUF identically."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from conftest import smollm2_gguf_path
+    gguf = smollm2_gguf_path()
+    (tmp_path / "c.txt").write_text(TEXT * 3)
+    res = run_train("--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "tuned"), "--init", str(gguf),
+                    "--steps", "2", "--batch", "1", "--context", "32", "--eval-every", "1000", "--eval-windows", "2",
+                    "--lr", "1e-5", "--min-lr", "1e-6", "--warmup", "0")
+    assert res.returncode == 0, res.stderr
+    base, tuned = load(str(gguf)), load(str(tmp_path / "tuned"))
+    assert tuned.model.cfg.num_hidden_layers == 30 and tuned.model.cfg.tie_word_embeddings
+    text = "Fine-tuning SmolLM2 on 🎉 Shakespeare's\nlines, 2024."
+    assert tuned.tokenizer.encode(text) == base.tokenizer.encode(text)
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tuned" / "tokenizer.json"))
+    hf.encode_special_tokens = True
+    assert hf.encode(text, add_special_tokens=False).ids == base.tokenizer.encode(text)
+    chat = [{"role": "user", "content": "Hi"}]
+    assert tuned.chat.encode(tuned.tokenizer, chat) == base.chat.encode(base.tokenizer, chat)
+    moved = max(float(np.abs(tuned.model.w[n] - base.model.w[n]).max()) for n in tuned.model.w)
+    assert 0 < moved < 1e-2   # two small steps changed the weights, a little
+    assert_clean_error(run_train("--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "x"), "--init", str(gguf),
+                                 "--dim", "64"), "--init")

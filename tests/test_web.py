@@ -187,7 +187,7 @@ def test_the_page_in_headless_chromium(tmp_path, loaded):
             label = d.find_element("id", "step-label").text
             d.find_element("tag name", "body").send_keys("\ue014")  # ArrowRight steps the timeline
             wait_for(d, lambda: d.find_element("id", "step-label").text != label)
-            assert "step=1" in d.current_url                           # the state is in the URL
+            wait_for(d, lambda: "step=1" in d.current_url)             # the state is in the URL
             errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, errors
             outside = [u for u in requested_urls(d) if not u.startswith(url) and not u.startswith(("data:", "blob:"))]

@@ -58,12 +58,16 @@ def tokenizer_files(tok, source: Path | None) -> dict[str, bytes]:
     for name, i in (("bos_token", tok.bos_id), ("eos_token", tok.eos_id)):
         if i >= 0:
             config[name] = tok.id_to_piece(i)
-    if hasattr(tok, "to_tokenizer_json"):
+    data = source.read_bytes() if source is not None and source.is_file() and source.suffix != ".gguf" else b""
+    if data.lstrip()[:1] == b"{":                          # a tokenizer.json: kept as it is
+        files = {"tokenizer.json": data}
+    elif hasattr(tok, "to_tokenizer_json"):                 # characters, our bytes-style BPE
         files = {"tokenizer.json": tok.to_tokenizer_json().encode("utf-8")}
-    elif source is not None and source.read_bytes().lstrip()[:1] == b"{":
-        files = {"tokenizer.json": source.read_bytes()}
-    elif source is not None and source.read_bytes()[:4] != b"GGUF" and hasattr(tok, "proto"):
-        files = {"tokenizer.model": source.read_bytes()}
+    elif hasattr(tok, "gguf_export"):                       # a GGUF's byte-level tokenizer
+        from bpe.gguf_vocab import byte_level_json
+        files = {"tokenizer.json": byte_level_json(tok).encode("utf-8")}
+    elif hasattr(tok, "proto"):                             # SentencePiece (a .model file, or a GGUF's)
+        files = {"tokenizer.model": tok.proto.to_bytes()}
         config.update(tokenizer_class="LlamaTokenizer", add_bos_token=tok.add_bos, add_eos_token=False, legacy=True)
     else:
         raise ExportError(f"the tokenizer of {source} has no file form both loaders read "

@@ -72,7 +72,7 @@ def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: 
                          tok.eos_id if tok.eos_id >= 0 else None)
         weights = init_weights(cfg, np.random.default_rng([settings.seed, 0]))
     else:
-        cfg, weights, tok, source = from_init(init, settings)
+        cfg, weights, tok, source, chat = from_init(init, settings)
         extra["init"] = init
     try:
         tok_files = tokenizer_files(tok, source)
@@ -80,7 +80,11 @@ def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: 
     except ExportError as e:
         raise RunError(f"{'--init ' + init if init else '--tokenizer'}: {e}") from None
     if init is not None:
-        tok_files.update(source_files(Path(init)))
+        kept = source_files(Path(init))
+        if "tokenizer_config.json" not in kept:   # a GGUF: its chat template goes into tokenizer_config.json
+            config = json.loads(tok_files["tokenizer_config.json"])
+            tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": chat.text}, indent=1).encode()
+        tok_files.update(kept)
     train, val = encode_split(tok, train_text), encode_split(tok, val_text)
     check_splits(train, val, settings.context)
     if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
@@ -112,9 +116,7 @@ def from_init(spec: str, settings: Settings):
         if folder.is_dir() and (folder / name).is_file():
             source = folder / name
             break
-    if source is None and not hasattr(loaded.tokenizer, "to_tokenizer_json"):
-        source = Path(loaded.source)
-    return cfg, weights, loaded.tokenizer, source
+    return cfg, weights, loaded.tokenizer, source, loaded.chat
 
 
 def source_files(folder: Path) -> dict[str, bytes]:
