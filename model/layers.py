@@ -15,8 +15,12 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     >>> rms_norm(np.array([[3.0, 4.0]], np.float32), np.ones(2, np.float32), 0.0)
     array([[0.8485281, 1.1313709]], dtype=float32)
     """
-    variance = np.mean(x * x, axis=-1, keepdims=True)  # [T, 1]
-    return (x / np.sqrt(variance + x.dtype.type(eps))) * weight
+    variance = np.add.reduce(x * x, axis=-1, keepdims=True)  # [T, 1]; as np.mean, without its Python wrapper
+    variance /= x.shape[-1]
+    variance += x.dtype.type(eps)
+    y = x / np.sqrt(variance, out=variance)
+    y *= weight
+    return y
 
 
 def rope_tables(head_dim: int, max_positions: int, theta: float, scaling: dict | None = None,
@@ -38,7 +42,10 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     """
     half = x.shape[-1] // 2
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # [N, T, E]
-    return x * cos + rotated * sin
+    rotated *= sin
+    out = x * cos
+    out += rotated
+    return out
 
 
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
@@ -49,8 +56,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x), over the last axis."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = x - np.maximum.reduce(x, axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= np.add.reduce(e, axis=-1, keepdims=True)
+    return e
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None) -> np.ndarray:
@@ -64,8 +73,9 @@ def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None
     """
     *B, H, T, E = q.shape
     K, S = k.shape[-3:-1]
-    qg = q.reshape(*B, K, H // K, T, E)                             # [K, G, T, E]
-    scores = qg @ np.swapaxes(k, -1, -2)[..., None, :, :]           # [K, G, T, S]
+    G = H // K
+    qg = q.reshape(*B, K, G * T, E)                                 # [K, G*T, E]: a group's rows share keys
+    scores = (qg @ np.swapaxes(k, -1, -2)).reshape(*B, K, G, T, S)  # [K, G*T, S] -> [K, G, T, S]
     scores *= q.dtype.type(1.0 / np.sqrt(E))
     if T > 1 or (window is not None and S > window):
         rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
@@ -80,7 +90,7 @@ def attention(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
     """out = probs v, each query head reading its KV head    probs: [H, T, S], v: [K, S, E] -> [H, T, E]"""
     *B, H, T, S = probs.shape
     K = v.shape[-3]
-    out = probs.reshape(*B, K, H // K, T, S) @ v[..., None, :, :]   # [K, G, T, E]
+    out = probs.reshape(*B, K, (H // K) * T, S) @ v                 # [K, G*T, E]: one product per KV head
     return out.reshape(*B, H, T, -1)
 
 
@@ -92,4 +102,17 @@ def silu(x: np.ndarray) -> np.ndarray:
 def swiglu(x: np.ndarray, gate_proj: np.ndarray, up_proj: np.ndarray, down_proj: np.ndarray) -> np.ndarray:
     """down(silu(gate(x)) * up(x))      x: [T, D]; gate_proj, up_proj: [F, D]; down_proj: [D, F] -> [T, D]"""
     hidden = silu(x @ gate_proj.T) * (x @ up_proj.T)  # [T, F]
+    return hidden @ down_proj.T                       # [T, F] -> [T, D]
+
+
+def gated_mlp(x: np.ndarray, gate_up: np.ndarray, down_proj: np.ndarray) -> np.ndarray:
+    """swiglu with gate and up as one matrix: [g | u] = x [W_gate | W_up]^T; down(silu(g) * u)
+
+    x: [T, D]; gate_up: [2F, D] (gate's rows first); down_proj: [D, F] -> [T, D]. One call reads both.
+    """
+    gu = x @ gate_up.T                                # [T, 2F]
+    F = gu.shape[-1] // 2
+    g = gu[:, :F]
+    hidden = g / (1 + np.exp(-g))                     # silu(g)
+    hidden *= gu[:, F:]                               # * u
     return hidden @ down_proj.T                       # [T, F] -> [T, D]

@@ -128,6 +128,32 @@ def decode_vs_ceiling(model, logits, tokens: int) -> tuple[float, float]:
     return float(np.median(ratios)), float(np.median(steps))
 
 
+def memory_limit_ratio(model, logits, tokens: int, matrices: int = 20, mb: int = 46) -> tuple[float, float, float]:
+    """Decode against the float32 memory limit: (weight bytes read per token) / (the machine's mat-vec
+    bandwidth on `matrices` matrices of `mb` MB, more than any cache holds), measured in pairs with decode
+    steps. Returns (median ratio decode-speed / limit, bandwidth GB/s, decode tok/s)."""
+    per_token = sum(w.nbytes for n, w in model.w.items() if w.ndim == 2 and n != "model.embed_tokens.weight")
+    per_token += model.lm_head.nbytes                     # the head reads every row (tied: the embedding)
+    cols = 2816
+    big = [np.random.default_rng(k).standard_normal((mb * 2**20 // (4 * cols), cols), dtype=np.float32)
+           for k in range(matrices)]
+    x = np.ones(cols, np.float32)
+    ratios, bands, steps = [], [], []
+    for _ in range(tokens):
+        t = time.perf_counter()
+        for w in big:
+            w @ x
+        band = sum(w.nbytes for w in big) / (time.perf_counter() - t)
+        t = time.perf_counter()
+        logits = model.forward([int(np.argmax(logits))])
+        step = time.perf_counter() - t
+        limit_s = per_token / band
+        ratios.append(limit_s / step)
+        bands.append(band)
+        steps.append(step)
+    return float(np.median(ratios)), float(np.median(bands)) / 1e9, 1 / float(np.median(steps))
+
+
 def report_decode(ratio: float, decode_s: float) -> None:
     """The decode line, with a warning when the ratio cannot be true."""
     print(f"decode  : {1 / decode_s:.2f} tok/s, ratio {ratio:.2f} of the GEMV ceiling (median of per-step "
@@ -349,6 +375,13 @@ def bench_smollm2(args) -> int:
     model.new_cache(512)
     logits = model.forward(loaded.tokenizer.encode("Once upon a time, in a small village"))
     report_decode(*decode_vs_ceiling(model, logits, max(args.tokens, 32)))
+    model.new_cache(512)
+    logits = model.forward(loaded.tokenizer.encode("Once upon a time, in a small village"))
+    ratio, band, speed = memory_limit_ratio(model, logits, max(args.tokens, 32))
+    per_token = sum(w.nbytes for n, w in model.w.items() if w.ndim == 2 and n != "model.embed_tokens.weight")
+    per_token += model.lm_head.nbytes
+    print(f"memory  : {speed:.1f} tok/s = {ratio:.2f}x the float32 memory limit ({per_token / 1e6:.0f} MB of weights "
+          f"per token at {band:.1f} GB/s mat-vec bandwidth = {band * 1e9 / per_token:.1f} tok/s; goal >= 0.8x, 0.9x)")
     return 0
 
 
