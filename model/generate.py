@@ -30,6 +30,7 @@ class Stats:
     decode_runs: int = 0
     decode_s: float = 0.0
     stopped_at_context: bool = False
+    speculation: object = None      # model/speculate.py Drafted, when drafting
 
     def report(self) -> str:
         """llama.cpp-style lines: load time, prompt eval, eval, tokens generated."""
@@ -38,9 +39,13 @@ class Stats:
         lines = [] if self.load_s is None else [f"load time   = {1000 * self.load_s:10.2f} ms"]
         lines += [f"prompt eval = {1000 * self.prefill_s:10.2f} ms / {self.prompt_tokens:5d} tokens "
                   f"({rate(self.prompt_tokens, self.prefill_s)})",
-                  f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
-                  f"({rate(self.decode_runs, self.decode_s)})",
+                  (f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
+                   f"({rate(self.decode_runs, self.decode_s)})") if self.speculation is None else
+                  (f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
+                   f"({rate(max(self.generated_tokens - 1, 0), self.decode_s)}, counted in generated tokens)"),
                   f"generated   = {self.generated_tokens:5d} tokens"]
+        if self.speculation is not None:
+            lines.append(self.speculation.report(self.generated_tokens))
         if self.stopped_at_context:
             lines.append("stopped: the context is full")
         return "\n".join(lines)
@@ -59,12 +64,14 @@ def check_prompt(model, prompt: list[int]) -> None:
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None,
-             observe=None):
+             observe=None, drafter=None, draft_tokens: int = 8):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
     `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
     ids below `limit` are sampled (a model may have padding rows the tokenizer has no ids for).
     `observe(logits, token)`, if given, sees each step's logits and choice (the page's timeline).
+    `drafter` (model/speculate.py: LookupDrafter, or a draft Llama with the same tokenizer) turns on
+    speculative decoding, `draft_tokens` at a time; the tokens come from the same distribution.
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -83,6 +90,10 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
         logits = model.forward(prompt[reuse:])
     finally:  # also when Ctrl-C stops the prefill: the time spent is still true
         stats.prefill_s = time.perf_counter() - t
+    if drafter is not None and max_new_tokens > 0:
+        yield from _speculate(model, prompt, logits, drafter, draft_tokens, max_new_tokens, rng,
+                              dict(temperature=temperature, top_k=top_k, top_p=top_p), stop_ids, stats, limit)
+        return
     for step in range(max_new_tokens):
         token = sample(logits[:limit], rng, temperature=temperature, top_k=top_k, top_p=top_p)
         if observe is not None:
@@ -100,3 +111,21 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
             stats.decode_runs += 1
         finally:
             stats.decode_s += time.perf_counter() - t
+
+
+def _speculate(model, prompt, logits, drafter, k, max_new_tokens, rng, settings, stop_ids, stats, limit):
+    """generate's decode phase with drafts checked in one pass each (model/speculate.py)."""
+    from .speculate import Drafted, ModelDrafter, speculative
+    limit = limit or len(logits)
+    if hasattr(drafter, "forward"):   # a draft model
+        drafter = ModelDrafter(drafter, settings, rng, limit)
+    stats.speculation = counts = Drafted()
+    context = model.cfg.max_position_embeddings
+    t = time.perf_counter()
+    for token in speculative(model, prompt, logits, drafter, k=k, max_new_tokens=max_new_tokens, rng=rng,
+                             settings=settings, stop_ids=stop_ids, limit=limit, counts=counts, context=context):
+        stats.generated_tokens += 1
+        stats.decode_runs = counts.passes + counts.plain
+        stats.decode_s = time.perf_counter() - t
+        yield token
+    stats.stopped_at_context = model.length + 1 >= context and token not in stop_ids

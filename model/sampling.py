@@ -57,16 +57,24 @@ def top_p_filter(probs: np.ndarray, p: float) -> np.ndarray:
     return order[:last + 1]
 
 
+def filtered(logits: np.ndarray, *, temperature: float, top_k: int = 0, top_p: float = 1.0):
+    """The distribution `sample` draws from: (ids [N], probabilities [N] summing to 1), after
+    temperature, top-k and top-p; temperature 0 is all mass on the argmax."""
+    if temperature == 0:
+        return np.array([int(np.argmax(logits))]), np.ones(1)
+    candidates = top_k_candidates(logits, top_k)              # [C]
+    probs = probabilities(logits[candidates], temperature)    # [C]
+    nucleus = top_p_filter(probs, top_p)                      # [N] positions into candidates
+    return candidates[nucleus], probs[nucleus] / probs[nucleus].sum()
+
+
 def sample(logits: np.ndarray, rng: np.random.Generator, *, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0) -> int:
     """Pick the next token id: argmax when temperature is 0, otherwise a filtered random draw."""
     if temperature == 0:
         return int(np.argmax(logits))
-    candidates = top_k_candidates(logits, top_k)              # [C]
-    probs = probabilities(logits[candidates], temperature)    # [C]
-    nucleus = top_p_filter(probs, top_p)                      # [N] positions into candidates
-    chosen = probs[nucleus] / probs[nucleus].sum()
-    return int(candidates[nucleus[rng.choice(len(nucleus), p=chosen)]])
+    ids, chosen = filtered(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+    return int(ids[rng.choice(len(ids), p=chosen)])
 
 
 def explain(logits: np.ndarray, token: int, *, temperature: float, top_k: int, top_p: float, show: int = 10) -> dict:

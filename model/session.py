@@ -18,6 +18,8 @@ class Settings:
     temperature: float = 0.7
     top_k: int = 50
     top_p: float = 0.95
+    drafter: object = None        # speculative decoding (model/speculate.py), or None
+    draft_tokens: int = 8
 
 
 def stop_ids(model, tok) -> set[int]:
@@ -45,7 +47,8 @@ def stream(model, tok, prompt_ids: list[int], settings: Settings, rng, stats: St
         for token in generate(model, prompt_ids, max_new_tokens=settings.max_new_tokens, rng=rng,
                               temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                               stop_ids=stops, stats=stats, reuse=reuse,
-                              limit=min(model.cfg.vocab_size, tok.vocab_size)):
+                              limit=min(model.cfg.vocab_size, tok.vocab_size),
+                              drafter=settings.drafter, draft_tokens=settings.draft_tokens):
             out.append(token)
             if token not in stops and not tok.is_control(token):
                 write(decoder.feed(token))

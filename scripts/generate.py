@@ -52,6 +52,10 @@ def parse_args(argv):
     p.add_argument("--layer", type=int, help="--inspect: only this layer's attention map (0-based)")
     p.add_argument("--head", type=int, help="--inspect: only this head (0-based)")
     p.add_argument("--png-dir", help="--inspect: write attention maps as PNG files here instead of text")
+    p.add_argument("--speculate", metavar="KIND",
+                   help="speculative decoding: 'lookup' (drafts from n-grams of the text so far) or a draft model "
+                        "(any --model spec whose tokenizer equals this model's)")
+    p.add_argument("--draft-tokens", type=int, help="--speculate: tokens drafted per checking pass (default 8)")
     p.add_argument("--list-architectures", action="store_true",
                    help="list the supported model families and what each changes, then exit")
     args = p.parse_args(argv)
@@ -63,6 +67,14 @@ def parse_args(argv):
     for name in ("layer", "head", "png_dir", "show_top"):
         if getattr(args, name) is not None and not args.inspect:
             p.error(f"--{name.replace('_', '-')} needs --inspect")
+    if args.draft_tokens is not None and args.speculate is None:
+        p.error("--draft-tokens needs --speculate")
+    if args.draft_tokens is None:
+        args.draft_tokens = 8
+    if not 1 <= args.draft_tokens <= 64:
+        p.error(f"--draft-tokens must be in 1..64, got {args.draft_tokens}")
+    if args.speculate is not None and not args.speculate.strip():
+        p.error("--speculate is empty: 'lookup' or a draft model")
     if args.seed is not None and args.seed < 0:
         p.error(f"--seed must be a non-negative integer, got {args.seed}")
     if args.max_new_tokens is None:
@@ -124,7 +136,8 @@ def main(argv=None) -> int:
         sampling_values(args, loaded.defaults)
         model, tok = loaded.model, loaded.tokenizer
         rng = np.random.default_rng(args.seed)
-        settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
+        settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                            drafter=make_drafter(args.speculate, loaded), draft_tokens=args.draft_tokens)
         if interactive:
             return chat_loop(model, tok, lambda messages: loaded.chat.encode(tok, messages), settings, rng,
                              system=args.system, load_s=stats.load_s)
@@ -164,6 +177,21 @@ def inspect(loaded, ids, args, rng) -> int:
     except OSError as e:
         raise ValueError(f"--png-dir {args.png_dir}: {e.strerror or e}") from None
     return 0
+
+
+def make_drafter(kind, loaded):
+    """None, lookup decoding, or a draft model checked to share the model's tokenizer."""
+    from model.speculate import LookupDrafter, check_same_tokenizer
+    if kind is None:
+        return None
+    if kind == "lookup":
+        return LookupDrafter()
+    try:
+        draft = load(kind)
+    except ValueError as e:
+        raise ValueError(f"--speculate {kind}: neither 'lookup' nor a model ({e})") from None
+    check_same_tokenizer(loaded.tokenizer, draft.tokenizer, kind)
+    return draft.model
 
 
 def chat_messages(args, prompt: str) -> list[dict]:
