@@ -38,7 +38,8 @@ def load_tokenizer(path, *, pattern: str | None = None):
     try:
         proto = ModelProto.from_bytes(data)
     except ModelFileError as e:
-        raise ModelFileError(f"{path}: {e}") from None
+        raise ModelFileError(f"{path}: none of the tokenizer kinds we read (a SentencePiece .model, a tokenizer.json, "
+                             f"a tiktoken rank file, our bytes-bpe .model, a GGUF file): {e}") from None
     return SentencePieceTokenizer(proto, source=str(path))
 
 

@@ -8,10 +8,14 @@ import math
 import numpy as np
 
 
+MIN_TEMPERATURE = 1e-3  # below this, logits / t overflow float64 for real logits: use 0 (greedy)
+
+
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Raise ValueError naming the first invalid sampling value."""
-    if not _finite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if not _finite(temperature) or (temperature != 0 and not MIN_TEMPERATURE <= temperature):
+        raise ValueError(f"temperature must be a finite number: 0 (greedy) or at least {MIN_TEMPERATURE}, "
+                         f"got {temperature}")
     if top_k < 0:
         raise ValueError(f"top-k must be >= 0 (0 = off), got {top_k}")
     if not 0 < top_p <= 1:

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bpe.files import atomic_file  # noqa: E402
+from bpe.cli import Parser  # noqa: E402
 from model.config import LlamaConfig  # noqa: E402
 from model.formats.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
 
@@ -182,17 +183,26 @@ def transformers_prefill(folder: Path) -> float | None:
 
 def main() -> int:
     """Run the chosen benchmark and print its ratios."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", choices=["safetensors", "gguf", "smollm2", "family", "speculate"], default="safetensors",
                    help="which benchmark (default safetensors)")
     p.add_argument("--arch", choices=sorted(FAMILY_SHAPES), help="--bench family: only this member")
     p.add_argument("--dir", help="keep the written files here (reused on the next run)")
-    p.add_argument("--tokens", type=int, default=16, help="decode steps to time (median)")
+    p.add_argument("--tokens", type=int, default=16, help="decode steps to time (median; default 16)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-gguf", help=argparse.SUPPRESS)
     p.add_argument("--child-gguf-py", help=argparse.SUPPRESS)
     p.add_argument("--child-family", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.tokens < 1:
+        p.error(f"--tokens must be a positive integer, got {args.tokens}")
+    if args.dir is not None:
+        try:
+            Path(args.dir).mkdir(parents=True, exist_ok=True)
+            (Path(args.dir) / ".write-test").write_bytes(b"")
+            (Path(args.dir) / ".write-test").unlink()
+        except OSError as e:
+            p.error(f"--dir {args.dir}: {e.strerror or e}")
     if args.child:
         child(args.child, args.tokens)
         return 0

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # HF tokenizers on one thread, as we are
 sys.path.insert(0, str(ROOT))
 
+from bpe.cli import Parser  # noqa: E402
 from bpe.tokenizer import SentencePieceTokenizer  # noqa: E402
 from bpe.train import train_sentencepiece  # noqa: E402
 
@@ -37,11 +38,13 @@ def best_time(fn, repeat: int) -> float:
 
 def main() -> int:
     """Run the three benchmarks and print their ratios."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fixtures", default=os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"),
                    help="the shared fixtures folder (llama2-tokenizer.model, tinyshakespeare.txt)")
-    p.add_argument("--repeat", type=int, default=5, help="runs of each timing; the best (or median) is kept")
+    p.add_argument("--repeat", type=int, default=5, help="runs of each timing; the best (or median) is kept (default 5)")
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error(f"--repeat must be a positive integer, got {args.repeat}")
     fixtures = Path(args.fixtures)
     model, corpus = fixtures / "llama2-tokenizer.model", fixtures / "tinyshakespeare.txt"
     for f in (model, corpus):

@@ -22,16 +22,28 @@ from bpe.cli import Parser  # noqa: E402
 def main(argv=None) -> int:
     """Parse the options, run the cases, print the figures."""
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from fuzzing import FORMATS
     p.add_argument("--cases", type=int, default=1000, help="how many mutated files to try (default 1000)")
-    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed tries the same files")
-    p.add_argument("--format", action="append", help="only this format (repeatable; default all)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed tries the same files (default 1)")
+    p.add_argument("--format", action="append", choices=FORMATS, metavar="NAME",
+                   help="only this format (repeatable; default all): " + ", ".join(FORMATS))
     p.add_argument("--keep", help="folder for work files and findings (default: a new temp folder)")
     p.add_argument("--fixtures", default=os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"),
                    help="the shared fixtures folder (for tok512.model)")
     args = p.parse_args(argv)
+    if args.cases < 1:
+        p.error(f"--cases must be a positive integer, got {args.cases}")
+    if not (Path(args.fixtures) / "tok512.model").is_file():
+        p.error(f"--fixtures {args.fixtures}: no tok512.model there")
     from fuzzing import fuzz
-    workdir = Path(args.keep or tempfile.mkdtemp(prefix="fuzz-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir = Path(args.keep or tempfile.mkdtemp(prefix="fuzz-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        p.error(f"--keep {args.keep}: {e.strerror or e}")
     result = fuzz(args.cases, args.seed, workdir, Path(args.fixtures), args.format)
     print(f"{'format':<20} {'cases':>6} {'loads':>6} {'errors':>6} {'other':>6} {'slowest s':>10} "
           f"{'peak MB':>8} {'peak/file':>10}")
@@ -46,4 +58,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:   # | head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

