@@ -16,7 +16,7 @@ import sys
 import regex
 
 from .byte_tokenizer import GPT4_PATTERN, RegexWords, train_bytes
-from .files import load_tokenizer, save_model, write_atomic
+from .files import load_tokenizer, model_files, write_all
 from .model_file import ModelFileError
 from .patterns import NAMED
 from .tokenizer import decode_bytes
@@ -99,12 +99,12 @@ def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = No
                    (f" (default {model_prefix})" if model_prefix else ""))
     t.add_argument("--style", choices=["sentencepiece", "bytes"], default="sentencepiece",
                    help="sentencepiece: Llama-style .model (default); bytes: GPT-style byte-level BPE")
-    t.add_argument("--character-coverage", "--character_coverage", type=float, default=0.9995,
-                   help="sentencepiece: share of characters kept as pieces; the rest use byte fallback")
+    t.add_argument("--character-coverage", "--character_coverage", type=float,
+                   help="sentencepiece: share of characters kept as pieces; the rest use byte fallback (default 0.9995)")
     t.add_argument("--remove-extra-whitespaces", "--remove_extra_whitespaces", action="store_true",
                    help="sentencepiece: squeeze runs of spaces (Llama keeps them)")
-    t.add_argument("--pattern", default=GPT4_PATTERN, help="bytes: the pre-split regex (default GPT-4's)")
-    t.add_argument("--special-tokens", "--special_tokens", default="", metavar="A,B", help="bytes: comma-separated special tokens")
+    t.add_argument("--pattern", help=f"bytes: the pre-split regex, or a name: {', '.join(NAMED)} (default cl100k, GPT-4's)")
+    t.add_argument("--special-tokens", "--special_tokens", metavar="A,B", help="bytes: comma-separated special tokens")
     t.add_argument("--tokenizer-json", action="store_true",
                    help="bytes: also write PREFIX.tokenizer.json, which Hugging Face tokenizers loads")
     t.add_argument("--verbose", action="store_true", help="print each merge as it happens")
@@ -140,13 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args) -> None:
     """Train and write PREFIX.model and PREFIX.vocab."""
     for path in args.input:
+        if os.path.isdir(path):
+            raise UsageError(f"--input {path} is a directory, not a text file")
         if not os.path.isfile(path):
             raise UsageError(f"input file {path} does not exist")
+    if not os.path.basename(args.model_prefix):
+        raise UsageError(f"--model-prefix {args.model_prefix} names a folder; give a file prefix such as "
+                         f"{os.path.join(args.model_prefix, 'tok')}")
     folder = os.path.dirname(os.path.abspath(args.model_prefix))
     if not os.path.isdir(folder):
         raise UsageError(f"folder {folder} for --model-prefix does not exist")
-    if args.tokenizer_json and args.style != "bytes":
-        raise UsageError("--tokenizer-json is for --style bytes (a sentencepiece-style .model already loads everywhere)")
+    other = {"sentencepiece": [("pattern", args.pattern), ("special-tokens", args.special_tokens),
+                               ("tokenizer-json", args.tokenizer_json or None)],
+             "bytes": [("character-coverage", args.character_coverage),
+                       ("remove-extra-whitespaces", args.remove_extra_whitespaces or None)]}[args.style]
+    for name, value in other:
+        if value is not None:
+            raise UsageError(f"--{name} does not apply to --style {args.style}")
+    args.character_coverage = 0.9995 if args.character_coverage is None else args.character_coverage
+    args.pattern = NAMED.get(args.pattern, args.pattern) if args.pattern is not None else GPT4_PATTERN
+    args.special_tokens = args.special_tokens or ""
     progress = args.progress or sys.stderr.isatty()
     on_merge = on_step = None
     if args.verbose:
@@ -188,13 +201,14 @@ def run_train(args) -> None:
     if size < args.vocab_size:
         print(f"note: the corpus supports only {size} pieces (no pair left to merge); wrote a vocabulary "
               f"of {size}, not --vocab-size {args.vocab_size}", file=sys.stderr)
+    files = model_files(model, args.model_prefix)
+    if args.tokenizer_json:
+        files[args.model_prefix + ".tokenizer.json"] = model.to_tokenizer_json().encode("utf-8")
     try:
-        paths = save_model(model, args.model_prefix)
-        if args.tokenizer_json:
-            paths.append(args.model_prefix + ".tokenizer.json")
-            write_atomic(paths[-1], model.to_tokenizer_json().encode("utf-8"))
+        write_all(files)                                  # all of them, or none
     except OSError as e:
-        raise UsageError(f"cannot write {args.model_prefix}.model: {e.strerror or e}") from None
+        raise UsageError(f"cannot write {e.filename or args.model_prefix}: {e.strerror or e} (nothing was written)") from None
+    paths = list(files)
     print(f"wrote {', '.join(paths)}", file=sys.stderr)
 
 

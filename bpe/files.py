@@ -80,15 +80,51 @@ def write_atomic(path, data: bytes) -> None:
         f.write(data)
 
 
-def save_model(model, prefix: str) -> list[str]:
-    """Write PREFIX.model and the readable PREFIX.vocab; return the two paths."""
+def write_all(files: dict[str, bytes]) -> None:
+    """Write several files all or nothing: every target checked, every temp file written, then all
+    renamed into place; on any failure none of them is left (OSError names the file that failed)."""
+    for path in files:
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "is a directory", path)
+    temps, placed = {}, []
+    try:
+        for path, data in files.items():
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            except OSError as e:
+                raise type(e)(e.errno, e.strerror, path) from None
+            temps[path] = tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+            placed.append(path)
+    except BaseException:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        for path in placed:
+            os.unlink(path)
+        raise
+
+
+def model_files(model, prefix: str) -> dict[str, bytes]:
+    """PREFIX.model and the readable PREFIX.vocab, as bytes by path."""
     if isinstance(model, ModelProto):
         data = model.to_bytes()
         vocab = "".join(f"{p}\t{s:g}\n" for p, s in zip(model.pieces, model.scores))
     else:
         data = model.to_text().encode("utf-8")
         vocab = model.vocab_text()
-    paths = [prefix + ".model", prefix + ".vocab"]
-    write_atomic(paths[0], data)
-    write_atomic(paths[1], vocab.encode("utf-8"))
-    return paths
+    return {prefix + ".model": data, prefix + ".vocab": vocab.encode("utf-8")}
+
+
+def save_model(model, prefix: str) -> list[str]:
+    """Write PREFIX.model and the readable PREFIX.vocab (both or neither); return the two paths."""
+    files = model_files(model, prefix)
+    write_all(files)
+    return list(files)

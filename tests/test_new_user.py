@@ -96,3 +96,36 @@ def test_fuzz_help_names_the_formats():
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--help"], capture_output=True,
                          text=True, env=ENV)
     assert "gguf" in res.stdout and "safetensors-index" in res.stdout
+
+
+def bpe_train(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "bpe", "train", "--input", str(ROOT / "scripts" / "data" / "toy_corpus.txt"),
+                           "--vocab-size", "400", *args], capture_output=True, text=True, env=ENV, cwd=tmp_path)
+
+
+def test_bpe_train_writes_all_or_nothing(tmp_path):
+    (tmp_path / "d" / "p.vocab").mkdir(parents=True)
+    assert_clean_error(bpe_train(tmp_path, "--model-prefix", "d/p"), "d/p.vocab", "nothing was written")
+    (tmp_path / "d" / "r.tokenizer.json").mkdir()
+    assert_clean_error(bpe_train(tmp_path, "--model-prefix", "d/r", "--style", "bytes", "--tokenizer-json"),
+                       "r.tokenizer.json")
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["p.vocab", "r.tokenizer.json"]   # nothing else
+    assert_clean_error(bpe_train(tmp_path, "--model-prefix", "d/"), "names a folder")
+    res = subprocess.run([sys.executable, "-m", "bpe", "train", "--input", str(tmp_path / "d"), "--vocab-size", "400",
+                          "--model-prefix", "x"], capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert_clean_error(res, "is a directory")
+
+
+def test_bpe_train_refuses_the_other_styles_options_and_takes_pattern_names(tmp_path):
+    for args, word in ((["--pattern", "gpt2"], "--pattern"), (["--special-tokens", "<a>"], "--special-tokens"),
+                       (["--style", "bytes", "--character-coverage", "0.9"], "--character-coverage"),
+                       (["--style", "bytes", "--remove-extra-whitespaces"], "--remove-extra-whitespaces")):
+        assert_clean_error(bpe_train(tmp_path, "--model-prefix", "x", *args), word)
+    assert bpe_train(tmp_path, "--model-prefix", "y", "--style", "bytes", "--pattern", "gpt2").returncode == 0
+    from bpe.patterns import GPT2
+    assert json_pattern(tmp_path / "y.model") == GPT2
+
+
+def json_pattern(path):
+    import json
+    return json.loads(path.read_text().splitlines()[1][len("pattern "):])
