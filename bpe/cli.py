@@ -88,9 +88,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = None,
-                      model_prefix: str | None = None) -> argparse.ArgumentParser:
+                      model_prefix: str | None = None, input_required: bool = True) -> argparse.ArgumentParser:
     """The training options; with defaults for vocab_size / model_prefix they become optional."""
-    t.add_argument("--input", nargs="+", required=True, metavar="FILE", help="text files, one sentence per line")
+    t.add_argument("--input", nargs="+", required=input_required, metavar="FILE",
+                   help="text files, one sentence per line" + ("" if input_required else
+                                                              " (without it: the walkthrough on the seed sentence)"))
     t.add_argument("--vocab-size", "--vocab_size", type=int, required=vocab_size is None, default=vocab_size,
                    metavar="N", help="size of the vocabulary to learn" +
                    (f" (default {vocab_size})" if vocab_size else ""))

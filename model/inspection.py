@@ -3,6 +3,7 @@
 Used by `scripts/generate.py --inspect` and `scripts/embeddings.py`; every function works on any
 checkpoint (TinyLlama or a small test model).
 """
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -174,16 +175,14 @@ def resolve_token(tok, text: str) -> int:
 
 
 def parse_arithmetic(expression: str) -> list[tuple[int, str]]:
-    """Split "Paris - France + Italy" into [(+1, "Paris"), (-1, "France"), (+1, "Italy")]."""
-    terms, sign = [], 1
-    for part in expression.replace("+", " + ").replace(" - ", " ~ ").split():
-        if part == "+":
-            sign = 1
-        elif part == "~":
-            sign = -1
-        else:
-            terms.append((sign, part))
-            sign = 1
-    if not terms:
-        raise ValueError(f"no tokens in {expression!r}")
-    return terms
+    """Split "Paris - France + Italy" into [(+1, "Paris"), (-1, "France"), (+1, "Italy")].
+
+    "+" and "-" are operators wherever they stand ("Paris-France" is Paris - France); every operand
+    must be a token: "- Paris", "Paris +" and "+ -" are refused.
+    """
+    parts = re.split(r"\s*([+-])\s*", expression.strip())   # operand, op, operand, op, ...
+    operands, ops = parts[0::2], parts[1::2]
+    if any(not o for o in operands):
+        raise ValueError(f"--expr {expression!r}: an operator without a token on each side "
+                         "(write TOKEN + TOKEN - TOKEN)")
+    return [(1, operands[0])] + [(1 if op == "+" else -1, o) for op, o in zip(ops, operands[1:])]

@@ -129,3 +129,23 @@ def test_bpe_train_refuses_the_other_styles_options_and_takes_pattern_names(tmp_
 def json_pattern(path):
     import json
     return json.loads(path.read_text().splitlines()[1][len("pattern "):])
+
+
+def test_expr_minus_is_like_plus_and_operands_are_required():
+    from model.inspection import parse_arithmetic
+    assert parse_arithmetic("Paris-France+Italy") == parse_arithmetic("Paris - France + Italy") == \
+        [(1, "Paris"), (-1, "France"), (1, "Italy")]
+    assert parse_arithmetic("Paris+Italy") == [(1, "Paris"), (1, "Italy")]
+    import pytest
+    for bad in ("- Paris", "+ -", "Paris +", "Paris - - France", ""):
+        with pytest.raises(ValueError, match="operator"):
+            parse_arithmetic(bad)
+
+
+def test_train_bpe_usage_matches_what_it_does():
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts" / "train_bpe.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, env=ENV)
+    assert "[--input FILE" in run("--help").stdout           # optional, as it is
+    plain, verbose = run(), run("--verbose")
+    assert plain.returncode == verbose.returncode == 0 and len(verbose.stdout) > len(plain.stdout)
+    assert_clean_error(run("--vocab-size", "10"), "--vocab-size needs --input")
