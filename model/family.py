@@ -4,17 +4,26 @@
 """
 
 FAMILY = [
-    ("TinyLlama-1.1B, Llama-2", "llama / llama", "the baseline: RMSNorm, RoPE, GQA, SwiGLU, untied head", "model/llama.py"),
-    ("SmolLM2 135M/360M/1.7B", "llama / llama", "tied embeddings, rope theta 1e5, byte-level BPE",
-     "tie_word_embeddings; bpe/bytelevel.py"),
-    ("Llama-3.2 1B/3B", "llama / llama", "rope_scaling llama3 (GGUF: rope_freqs), several EOS ids, "
-     "byte-level BPE with ignore_merges", "model/rope.py llama3_scaling; generation_config.json"),
-    ("older fine-tunes", "llama / llama", "rope_scaling linear or dynamic", "model/rope.py linear_scaling"),
-    ("Qwen2 / Qwen2.5 0.5B/1.5B", "qwen2 / qwen2", "biases on q, k, v; tied head; q/k not permuted in GGUF",
-     "qkv_bias -> layers.linear; gguf_model.PERMUTED"),
-    ("Mistral-7B", "mistral / llama", "sliding-window attention", "windows -> layers.attention_probs(window=)"),
+    ('TinyLlama-1.1B, Llama-2', 'llama / llama',
+     'the baseline: RMSNorm, RoPE, GQA, SwiGLU, untied head',
+     'model/llama.py'),
+    ('SmolLM2 135M / 360M / 1.7B', 'llama / llama',
+     'tied embeddings, rope theta 1e5, head_dim from the config, byte-level BPE',
+     'tie_word_embeddings, head_dim; bpe/bytelevel.py'),
+    ('Llama-3.2 1B / 3B', 'llama / llama',
+     'rope_scaling llama3 (GGUF: rope_freqs divisors), several EOS ids, byte-level BPE with ignore_merges',
+     'rope.llama3_scaling; generation_config.json'),
+    ('older fine-tunes', 'llama / llama',
+     'rope_scaling linear or dynamic',
+     'rope.linear_scaling; dynamic equals the default inside the context'),
+    ('Qwen2 / Qwen2.5 0.5B / 1.5B', 'qwen2 / qwen2',
+     'biases on q, k, v; tied head; q/k not permuted in GGUF',
+     'qkv_bias -> layers.linear; gguf_model.PERMUTED'),
+    ('Mistral-7B', 'mistral / llama',
+     'sliding-window attention (key j seen from i when i - window < j <= i)',
+     'windows -> attention_probs(window=)'),
 ]
-REFUSED = "GELU variants, Gemma's norm offsets, mixture of experts, yarn/longrope scaling, mlp biases"
+REFUSED = "GELU variants, Gemma's norm offsets, mixture of experts, yarn / longrope scaling, MLP biases, GGUF types IQ2/IQ3/IQ1/TQ/MXFP4"
 
 
 def describe_family() -> str:

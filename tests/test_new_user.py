@@ -149,3 +149,16 @@ def test_train_bpe_usage_matches_what_it_does():
     plain, verbose = run(), run("--verbose")
     assert plain.returncode == verbose.returncode == 0 and len(verbose.stdout) > len(plain.stdout)
     assert_clean_error(run("--vocab-size", "10"), "--vocab-size needs --input")
+
+
+def test_list_architectures_says_what_readme_says():
+    from model.family import FAMILY, REFUSED
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("The family, through one forward pass")[1]
+    rows = [line for line in text.splitlines() if line.startswith("| ")][2:2 + len(FAMILY)]
+    readme = [tuple(c.strip().replace("`", "") for c in r.strip("|").split("|")) for r in rows]
+    assert readme == [tuple(row) for row in FAMILY]
+    refused = text[text.index("Refused by name:"):].split("\n\n")[0].replace("\n", " ")
+    assert refused == f"Refused by name: {REFUSED}."
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--list-architectures"],
+                         capture_output=True, text=True, env=ENV).stdout
+    assert all(row[0] in out and row[2] in out for row in FAMILY) and REFUSED in out
