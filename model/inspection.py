@@ -26,15 +26,22 @@ def top_tokens(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
     return [(int(i), float(probs[i])) for i in best]
 
 
-def text_heatmap(weights: np.ndarray, columns: list[str], rows: list[str]) -> str:
-    """Draw weights [R, C] in [0, 1] as characters, one row per line, with a column legend."""
+def shade_key() -> str:
+    """The text heatmap's key: which character stands for which weight."""
+    step = 1 / len(SHADES)
+    return "key: " + "  ".join(f"{c!r} {k * step:.1f}-{(k + 1) * step:.1f}" for k, c in enumerate(SHADES))
+
+
+def text_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], legend: bool = True) -> str:
+    """Draw weights [R, C] in [0, 1] as characters, one row per line, with a column ruler (and legend)."""
     lines = []
     width = max(len(r) for r in rows)
     for label, row in zip(rows, weights):
         cells = "".join(SHADES[min(int(w * len(SHADES)), len(SHADES) - 1)] for w in row)
         lines.append(f"{label:>{width}} |{cells}|")
     lines.append(" " * width + "  " + "".join(str(i % 10) for i in range(len(columns))))
-    lines += [f"{' ' * width}  {i:>3} = {c}" for i, c in enumerate(columns)]
+    if legend:
+        lines += [f"{' ' * width}  {i:>3} = {c}" for i, c in enumerate(columns)]
     return "\n".join(lines)
 
 
@@ -85,8 +92,18 @@ def cosine_neighbours(table: np.ndarray, query: np.ndarray, k: int, exclude=()) 
 
 
 def piece_label(tok, i: int) -> str:
-    """A short printable label for a token id (its piece, with ▁ kept so spaces stay visible)."""
-    return repr(tok.id_to_piece(i))[1:-1][:12]
+    """A short printable label for a token id: its piece (▁ and Ġ kept, so spaces stay visible), and the
+    readable text beside a byte-level piece (`ĠâĢĵ` is " –"); bytes that end inside a character as hex."""
+    from bpe.trace import piece_bytes
+    piece = repr(tok.id_to_piece(i))[1:-1]
+    data = piece_bytes(tok, i)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "<" + data.hex(" ") + ">"
+    if text and text.replace(" ", "\u2581") != piece and text != piece:
+        return f"{piece[:12]} {text[:12]!r}" if text.isprintable() else f"{piece[:12]} {repr(text)[:14]}"
+    return piece[:12]
 
 
 def check_layer_head(cfg, layer: int | None, head: int | None) -> None:
@@ -108,20 +125,25 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     """
     check_layer_head(model.cfg, layer, head)
     if png_dir is not None:
+        if Path(png_dir).exists() and not Path(png_dir).is_dir():
+            raise ValueError(f"--png-dir {png_dir} is not a directory")
         Path(png_dir).mkdir(parents=True, exist_ok=True)
+    show_top = min(show_top, model.cfg.vocab_size, tok.vocab_size)
     out(f"Prompt: {len(ids)} tokens")
     out("  pos  id      piece")
     for pos, i in enumerate(ids):
         out(f"  {pos:>3}  {i:<6}  {piece_label(tok, i)}")
     model.new_cache(min(model.cfg.max_position_embeddings, len(ids) + steps))
-    trace: dict = {}
+    trace: dict = {"residual": []}
     logits = model.forward(ids, trace=trace)
+    from .lens import SequenceTrace, logit_lens
+    lens = logit_lens(model, SequenceTrace(list(ids), trace.pop("residual")), len(ids) - 1, k=3)
     tables = []
     for step in range(steps):
         top = top_tokens(logits, show_top)
         token = pick(logits)
         tables.append((top, token))
-        out(f"\nStep {step + 1}: the {show_top} most likely next tokens")
+        out(f"\nStep {step + 1}: the {len(top)} most likely next tokens")
         out("  rank  id      prob     piece")
         for rank, (i, p) in enumerate(top, 1):
             out(f"  {rank:>4}  {i:<6}  {p:7.4f}  {piece_label(tok, i)}{'   <- chosen' if i == token else ''}")
@@ -135,16 +157,30 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     layers = [layer] if layer is not None else range(model.cfg.num_hidden_layers)
     heads = [head] if head is not None else list(range(model.cfg.num_attention_heads))
     out("\nAttention of the last prompt token over the prompt (rows: heads, columns: positions)")
+    if png_dir is None:
+        out(shade_key())
+        out("positions: " + "  ".join(labels))
+    written = []
     for li in layers:
         weights = trace["attention"][li][heads]       # [heads, S]
         rows = [f"h{h}" for h in heads]
         if png_dir is not None:
             path = f"{png_dir}/attention_layer{li:02d}.png"
-            png_heatmap(path, weights, labels, rows, f"layer {li}: attention of the last token")
+            try:
+                png_heatmap(path, weights, labels, rows, f"layer {li}: attention of the last token")
+            except OSError as e:                      # leave no half set of maps behind
+                for done in written:
+                    Path(done).unlink(missing_ok=True)
+                raise OSError(e.errno, e.strerror, path) from None
+            written.append(path)
             out(f"  layer {li}: {path}")
         else:
             out(f"\nlayer {li}")
-            out(text_heatmap(weights, labels, rows))
+            out(text_heatmap(weights, labels, rows, legend=False))
+    out("\nLogit lens at the last prompt token: the final norm + LM head applied after each layer (model/lens.py)")
+    for n, top in enumerate(lens):
+        name = "embedding" if n == 0 else f"layer {n - 1}"
+        out(f"  {name:<9}  " + "   ".join(f"{piece_label(tok, i)} {p:.3f}" for i, p in top))
     out("\nHidden-state norm of the last prompt token (the residual stream growing layer by layer)")
     out("  after      norm")
     for n, value in enumerate(trace["norms"]):

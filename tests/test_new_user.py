@@ -162,3 +162,18 @@ def test_list_architectures_says_what_readme_says():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--list-architectures"],
                          capture_output=True, text=True, env=ENV).stdout
     assert all(row[0] in out and row[2] in out for row in FAMILY) and REFUSED in out
+
+
+def test_inspect_has_a_key_one_legend_readable_pieces_and_a_sane_show_top(tmp_path):
+    gguf = str(smollm2_gguf_path())
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", gguf, "--inspect",
+                          "--prompt", "The capital – of France is", "--temperature", "0", "--max-new-tokens", "1",
+                          "--show-top", "1000000000"], capture_output=True, text=True, env=ENV)
+    out = res.stdout
+    assert res.returncode == 0 and out.count("key: ") == 1 and out.count("positions: ") == 1
+    assert "ĠâĢĵ ' –'" in out                                   # the byte-level piece, and its text
+    assert "the 49152 most likely" in out and "1000000000" not in out
+    assert "Logit lens" in out and out.count("layer 29") >= 2
+    assert_clean_error(subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", gguf,
+                                       "--inspect", "--prompt", "x", "--png-dir", str(ROOT / "README.md")],
+                                      capture_output=True, text=True, env=ENV), "is not a directory")
