@@ -24,7 +24,8 @@ from .train import TrainError, count_words, train_sentencepiece
 
 
 SMALL_CORPUS = 100_000  # --verbose prints the pair table at every step below this many bytes
-COLORS = ["\x1b[48;5;153m", "\x1b[48;5;223m", "\x1b[48;5;194m", "\x1b[48;5;225m"]  # token backgrounds
+# token backgrounds, light, each with black text, so it reads on dark and light terminals alike
+COLORS = ["\x1b[30;48;5;153m", "\x1b[30;48;5;223m", "\x1b[30;48;5;194m", "\x1b[30;48;5;225m"]
 RESET = "\x1b[0m"
 
 
@@ -61,17 +62,27 @@ def token_groups(tok, ids: list[int]) -> tuple[list[list[int]], list[str]]:
                 groups.append([i])
         texts = [tok.decode(g) if g[0] in byte_ids else tok.id_to_piece(g[0]).replace("\u2581", " ") for g in groups]
         return groups, texts
-    decoder, pending = tok.stream_decoder(), []
-    for i in ids:  # byte-level: a token that ends inside a character joins the next one
+    from .trace import piece_bytes
+    pending, data = [], b""
+    for i in ids:  # byte-level: a token that ends inside a character joins the next one (ĠðŁ + İī = " 🎉")
+        if tok.is_control(i) and not pending:
+            groups.append([i])
+            texts.append(tok.decode([i]))
+            continue
         pending.append(i)
-        text = decoder.feed(i)
-        if text:
-            groups.append(pending)
-            texts.append(text)
-            pending = []
+        data += piece_bytes(tok, i)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.reason == "unexpected end of data":   # a character still to be completed
+                continue
+            text = data.decode("utf-8", "replace")
+        groups.append(pending)
+        texts.append(text)
+        pending, data = [], b""
     if pending:
         groups.append(pending)
-        texts.append(decoder.flush())
+        texts.append(data.decode("utf-8", "replace"))
     return groups, texts
 
 
@@ -116,7 +127,17 @@ def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = No
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for the three subcommands."""
-    p = Parser(prog="python -m bpe", description="Train, encode and decode BPE tokenizers.")
+    p = Parser(prog="python -m bpe", formatter_class=argparse.RawDescriptionHelpFormatter, description="""\
+Train, encode and decode BPE tokenizers.
+
+  python -m bpe train  --input corpus.txt --vocab-size 4096 --model-prefix tok [--style bytes --tokenizer-json]
+  python -m bpe encode --model tok.model < text.txt                 # one line of ids per input line
+  python -m bpe encode --model tokenizer.json --output-format piece --color < text.txt
+  python -m bpe decode --model model.gguf < ids.txt
+
+--model takes any of: a SentencePiece .model, a Hugging Face tokenizer.json (either family), a
+tiktoken rank file (with --pattern gpt2|cl100k|o200k|llama3|qwen2), a GGUF file (its tokenizer),
+or a bytes-style .model trained here; the kind is told from the content, never the name.""")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_train_options(sub.add_parser("train", help="train a vocabulary (like spm_train)"))
     for name, fmt in [("encode", "output"), ("decode", "input")]:

@@ -177,3 +177,15 @@ def test_inspect_has_a_key_one_legend_readable_pieces_and_a_sane_show_top(tmp_pa
     assert_clean_error(subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", gguf,
                                        "--inspect", "--prompt", "x", "--png-dir", str(ROOT / "README.md")],
                                       capture_output=True, text=True, env=ENV), "is not a directory")
+
+
+def test_color_keeps_a_character_split_across_tokens_together():
+    from bpe.cli import COLORS, render_tokens
+    from bpe.files import load_tokenizer
+    tok = load_tokenizer(smollm2_gguf_path())
+    ids = tok.encode("party 🎉 time")
+    assert [tok.id_to_piece(i) for i in ids][1] == "ĠðŁ"        # the space and half the emoji, one token
+    assert render_tokens(tok, ids, color=False) == "party| 🎉| time"
+    assert all("30;" in c for c in COLORS)                      # black text on each light background
+    res = subprocess.run([sys.executable, "-m", "bpe", "--help"], capture_output=True, text=True, env=ENV)
+    assert "tokenizer.json" in res.stdout and "python -m bpe encode" in res.stdout
