@@ -81,15 +81,47 @@ def fit_conversation(encode, messages: list[dict], context: int, reserve: int) -
             dropped += 1
 
 
+class NoEcho:
+    """While the model answers, keys typed on the terminal are not echoed into the answer (and are
+    dropped afterwards, since they were never seen); a no-op when stdin is not a terminal."""
+
+    def __init__(self, stream=None):
+        self.fd, self.saved = None, None
+        stream = stream or sys.stdin
+        try:
+            import termios
+            if stream.isatty():
+                self.fd, self.termios = stream.fileno(), termios
+        except (ImportError, ValueError, OSError):
+            pass
+
+    def __enter__(self):
+        if self.fd is not None:
+            t = self.termios
+            self.saved = t.tcgetattr(self.fd)
+            quiet = list(self.saved)
+            quiet[3] &= ~t.ECHO
+            t.tcsetattr(self.fd, t.TCSANOW, quiet)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.termios.tcflush(self.fd, self.termios.TCIFLUSH)
+            self.termios.tcsetattr(self.fd, self.termios.TCSANOW, self.saved)
+        return False
+
+
 def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None = None,
-              load_s: float | None = None, read=input, write=None, err=None) -> int:
-    """A multi-turn chat: read a line, answer it, repeat until Ctrl-D (or end of input)."""
+              load_s: float | None = None, read=input, write=None, err=None, quiet: bool = False) -> int:
+    """A multi-turn chat: read a line, answer it, repeat until Ctrl-D (or end of input).
+
+    With `quiet`, no stats after each answer."""
     write = write or write_flush(sys.stdout)
     err = err or sys.stderr
     try:
-        import readline  # noqa: F401  (line editing and history for input(), where available)
+        import readline  # line editing and history for input(), where available
     except ImportError:
-        pass
+        readline = None
     context = model.cfg.max_position_embeddings
     reserve = max(1, min(settings.max_new_tokens, context // 4))
     messages = [{"role": "system", "content": system}] if system else []
@@ -105,6 +137,8 @@ def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None
             print(file=err)
             continue
         if not line.strip():
+            if readline is not None and read is input and readline.get_current_history_length():
+                readline.remove_history_item(readline.get_current_history_length() - 1)   # no blank lines in history
             continue
         try:
             ids, dropped = fit_conversation(encode, messages + [{"role": "user", "content": line}], context, reserve)
@@ -122,7 +156,8 @@ def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None
             reuse += 1
         stats = Stats(load_s=load_s)
         load_s = None  # the load happened once, before the first turn
-        new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse)
+        with NoEcho():
+            new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse)
         write("\n")
         stops = stop_ids(model, tok)
         answer = tok.decode([t for t in new if t not in stops and not tok.is_control(t)])
@@ -130,7 +165,8 @@ def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None
         cached = ids + new  # generate() keeps only what the cache really holds of it
         if interrupted:
             print("(stopped)", file=err)
-        print(stats.report(), file=err)
+        if not quiet:
+            print(stats.report(), file=err)
 
 
 def write_flush(stream_):

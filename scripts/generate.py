@@ -46,6 +46,7 @@ def parse_args(argv):
     p.add_argument("--top-k", type=int, help="keep the k most likely tokens, 0 = off (default: the model's, else 50)")
     p.add_argument("--top-p", type=float, help="nucleus probability, 1 = off (default: the model's, else 0.95)")
     p.add_argument("--seed", type=int, help="random seed: the same seed gives the same text (default: a fresh one each run)")
+    p.add_argument("--quiet", action="store_true", help="no timing stats on stderr (after each answer in a chat)")
     p.add_argument("--inspect", action="store_true",
                    help="look inside: tokens, top next tokens per step, attention maps, hidden-state norms")
     p.add_argument("--show-top", type=int, help="--inspect: rows of each next-token table (default 5)")
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
                             drafter=make_drafter(args.speculate, loaded), draft_tokens=args.draft_tokens)
         if interactive:
             return chat_loop(model, tok, lambda messages: loaded.chat.encode(tok, messages), settings, rng,
-                             system=args.system, load_s=stats.load_s)
+                             system=args.system, load_s=stats.load_s, quiet=args.quiet)
         if args.chat and not prompt:
             check_prompt(model, [])   # the same error as raw mode: the prompt is empty
         ids = loaded.chat.encode(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=tok.add_bos)
@@ -165,7 +166,8 @@ def main(argv=None) -> int:
         write("\n")
         if interrupted:
             print("interrupted (Ctrl-C): the text so far is above", file=sys.stderr)
-        print(stats.report(), file=sys.stderr)
+        if not args.quiet:
+            print(stats.report(), file=sys.stderr)
         return 130 if interrupted else 0
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as a pipe's writer should
         quiet_stdout()

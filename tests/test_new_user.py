@@ -189,3 +189,39 @@ def test_color_keeps_a_character_split_across_tokens_together():
     assert all("30;" in c for c in COLORS)                      # black text on each light background
     res = subprocess.run([sys.executable, "-m", "bpe", "--help"], capture_output=True, text=True, env=ENV)
     assert "tokenizer.json" in res.stdout and "python -m bpe encode" in res.stdout
+
+
+def test_interactive_chat_in_a_real_terminal(tmp_path):
+    """tmux runs the chat: typing during an answer is not echoed into it, --quiet drops the stats, and a
+    blank line does not go into the history (Up recalls the last real message)."""
+    import shutil
+    import time
+    from conftest import needed
+    if shutil.which("tmux") is None:
+        needed("tmux is not installed: apt-get install -y tmux")
+    session = f"t{os.getpid()}"
+    cmd = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} scripts/generate.py --model {smollm2_gguf_path()} "
+           f"--chat --temperature 0 --quiet --max-new-tokens 40; sleep 60")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40", cmd], check=True)
+    screen = lambda: subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,  # noqa: E731
+                                    text=True).stdout
+    keys = lambda *k: subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)  # noqa: E731
+    try:
+        deadline = time.time() + 60
+        while "Ctrl-D ends" not in screen() and time.time() < deadline:
+            time.sleep(0.2)
+        keys("   ", "Enter")
+        keys("What is the capital of France?", "Enter")
+        time.sleep(0.3)
+        keys("xyzzy")
+        deadline = time.time() + 60
+        while screen().count("> ") < 3 and time.time() < deadline:
+            time.sleep(0.2)
+        keys("Up")
+        time.sleep(0.5)
+        shown = screen()
+        assert "Paris" in shown and "xyzzy" not in shown, shown
+        assert "eval time" not in shown and "prompt eval" not in shown
+        assert shown.rstrip().splitlines()[-1].startswith("> What is the capital of France?"), shown
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
