@@ -45,6 +45,15 @@ def text_heatmap(weights: np.ndarray, columns: list[str], rows: list[str], legen
     return "\n".join(lines)
 
 
+def has_matplotlib() -> bool:
+    """Whether matplotlib (the viz extra) can draw labelled PNGs."""
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def png_heatmap(path, weights: np.ndarray, columns: list[str], rows: list[str], title: str) -> None:
     """Write weights [R, C] as a PNG heatmap: with matplotlib when installed, else bare pixels."""
     try:
@@ -55,7 +64,10 @@ def png_heatmap(path, weights: np.ndarray, columns: list[str], rows: list[str], 
         write_png(path, weights)
         return
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(columns) + 2), max(3, 0.25 * len(rows) + 1.5)))
-    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, label="attention weight")
+    ax.set_xlabel("key position (earlier token)", fontsize=8)
+    ax.set_ylabel("query head", fontsize=8)
     ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
     ax.set_title(title, fontsize=9)
@@ -160,6 +172,9 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     if png_dir is None:
         out(shade_key())
         out("positions: " + "  ".join(labels))
+    if png_dir is not None and not has_matplotlib():
+        out("  (plain pixel maps, one row per head, one column per position, white = 1; "
+            "pip install -e \".[viz]\" draws labelled ones with a colour bar)")
     written = []
     for li in layers:
         weights = trace["attention"][li][heads]       # [heads, S]
@@ -206,7 +221,7 @@ def resolve_token(tok, text: str) -> int:
         i = tok.piece_to_id(candidate)
         if i is not None and tok.id_to_piece(i) == candidate:
             return i
-    pieces = " ".join(tok.id_to_piece(i) for i in tok.encode(text))
+    pieces = "  ".join(piece_label(tok, i) for i in tok.encode(text))
     raise ValueError(f"token {text!r} is not in the vocabulary (it encodes to the pieces: {pieces})")
 
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.formats.hub import DEFAULT_REPO  # noqa: E402
-from model.inspection import cosine_neighbours, parse_arithmetic, resolve_token  # noqa: E402
+from model.inspection import cosine_neighbours, parse_arithmetic, piece_label, resolve_token  # noqa: E402
 from model.formats.loader import load  # noqa: E402
 
 
@@ -42,10 +42,10 @@ def main(argv=None) -> int:
         ids = [(sign, resolve_token(tok, word)) for sign, word in terms]
         table = loaded.model.embed_tokens[:loaded.sample_limit]           # [V, D]
         query = np.sum([sign * table[i] for sign, i in ids], axis=0)       # [D]
-        shown = " ".join(f"{'+' if s > 0 else '-'} {tok.id_to_piece(i)}" for s, i in ids).lstrip("+ ")
+        shown = " ".join(f"{'+' if s > 0 else '-'} {piece_label(tok, i)}" for s, i in ids).lstrip("+ ")
         print(f"nearest to {shown} (cosine similarity):")
         for i, sim in cosine_neighbours(table, query, args.top, exclude=[i for _, i in ids]):
-            print(f"  {sim:7.4f}  {i:>6}  {tok.id_to_piece(i)}")
+            print(f"  {sim:7.4f}  {i:>6}  {piece_label(tok, i)}")
         return 0
     except (ModelFileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -123,7 +123,7 @@ def test_color_rendering(tok):
     plain = render_tokens(tok, ids, color=False)
     assert plain == " Hello| | world| |😀"  # the emoji's four byte pieces shown as one character
     colored = render_tokens(tok, ids, color=True)
-    assert colored.count("\x1b[0m") == 5 and "\x1b[48;5;153m Hello" in colored
+    assert colored.count("\x1b[0m") == 5 and "\x1b[30;48;5;153m Hello" in colored   # black on light blue (issue 17)
     assert render_tokens(tok, ids, color=False, show_ids=True).split("|")[0] == "15043"
 
 
