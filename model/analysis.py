@@ -28,6 +28,7 @@ class Request:
     top_p: float = 1.0
     seed: int = 0
     show: int = 10               # candidates shown per step
+    speculate: bool = False      # lookup drafts (model/speculate.py): the timeline marks each token
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Analysis:
             "tokens": describe_tokens(tok, self.ids), "prompt_tokens": n, "new_tokens": len(self.new_ids),
             "text": tok.decode(self.new_ids), "timeline": timeline, "norms": norms,
             "lens": self.lens(n - 1), "settings": vars(self.request) | {"ids": None},
+            "speculation": vars(self.stats.speculation) if self.stats.speculation is not None else None,
             "seconds": self.seconds, "shapes": shapes(cfg),
         }
 
@@ -93,9 +95,18 @@ def analyze(loaded, req: Request) -> Analysis:
     t = time.perf_counter()
     observe = (lambda logits, token: steps.append(explain(logits, token, temperature=req.temperature, top_k=req.top_k,
                                                           top_p=req.top_p, show=req.show)))
+    marks = []
+    drafter = None
+    if req.speculate:
+        from .speculate import LookupDrafter
+        drafter = LookupDrafter()
     new = list(generate(model, req.ids, max_new_tokens=req.max_new_tokens, rng=np.random.default_rng(req.seed),
                         temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, stop_ids=stop_ids(model, tok),
-                        stats=stats, limit=loaded.sample_limit, observe=observe))
+                        stats=stats, limit=loaded.sample_limit, observe=observe, drafter=drafter,
+                        mark=lambda token, how: marks.append(how)))
+    del steps[len(new):]           # a checking pass may explain tokens past a stop or the length limit
+    for j, step in enumerate(steps):
+        step["how"] = marks[j] if j < len(marks) else "drawn"
     seconds["generate"] = time.perf_counter() - t
     t = time.perf_counter()
     trace = trace_sequence(model, req.ids + new)

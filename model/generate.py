@@ -64,14 +64,15 @@ def check_prompt(model, prompt: list[int]) -> None:
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None,
-             observe=None, drafter=None, draft_tokens: int = 8):
+             observe=None, drafter=None, draft_tokens: int = 8, mark=None):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
     `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
     ids below `limit` are sampled (a model may have padding rows the tokenizer has no ids for).
     `observe(logits, token)`, if given, sees each step's logits and choice (the page's timeline).
     `drafter` (model/speculate.py: LookupDrafter, or a draft Llama with the same tokenizer) turns on
-    speculative decoding, `draft_tokens` at a time; the tokens come from the same distribution.
+    speculative decoding, `draft_tokens` at a time; the tokens come from the same distribution;
+    `mark(token, how)` then hears how each token came ("drawn", "drafted, accepted", ...).
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -92,7 +93,8 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
         stats.prefill_s = time.perf_counter() - t
     if drafter is not None and max_new_tokens > 0:
         yield from _speculate(model, prompt, logits, drafter, draft_tokens, max_new_tokens, rng,
-                              dict(temperature=temperature, top_k=top_k, top_p=top_p), stop_ids, stats, limit)
+                              dict(temperature=temperature, top_k=top_k, top_p=top_p), stop_ids, stats, limit,
+                              observe, mark)
         return
     for step in range(max_new_tokens):
         token = sample(logits[:limit], rng, temperature=temperature, top_k=top_k, top_p=top_p)
@@ -113,7 +115,8 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
             stats.decode_s += time.perf_counter() - t
 
 
-def _speculate(model, prompt, logits, drafter, k, max_new_tokens, rng, settings, stop_ids, stats, limit):
+def _speculate(model, prompt, logits, drafter, k, max_new_tokens, rng, settings, stop_ids, stats, limit,
+               observe=None, mark=None):
     """generate's decode phase with drafts checked in one pass each (model/speculate.py)."""
     from .speculate import Drafted, ModelDrafter, speculative
     limit = limit or len(logits)
@@ -123,7 +126,8 @@ def _speculate(model, prompt, logits, drafter, k, max_new_tokens, rng, settings,
     context = model.cfg.max_position_embeddings
     t = time.perf_counter()
     for token in speculative(model, prompt, logits, drafter, k=k, max_new_tokens=max_new_tokens, rng=rng,
-                             settings=settings, stop_ids=stop_ids, limit=limit, counts=counts, context=context):
+                             settings=settings, stop_ids=stop_ids, limit=limit, counts=counts, context=context,
+                             observe=observe, mark=mark):
         stats.generated_tokens += 1
         stats.decode_runs = counts.passes + counts.plain
         stats.decode_s = time.perf_counter() - t

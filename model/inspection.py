@@ -129,11 +129,13 @@ def check_layer_head(cfg, layer: int | None, head: int | None) -> None:
 
 
 def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, layer=None, head=None,
-                png_dir=None, out=print) -> dict:
+                png_dir=None, out=print, speculate=None) -> dict:
     """Print tokens, per-step top-k tables, attention maps and hidden-state norms; return the data.
 
     `pick(logits)` chooses each next token (greedy or sampled). Attention maps and norms are
-    those of the prompt's last token. PNGs go to `png_dir` when given (one per layer).
+    those of the prompt's last token. PNGs go to `png_dir` when given (one per layer). With
+    `speculate` (generate()'s keyword arguments, with a drafter), the tokens come from speculative
+    decoding and each step says whether it was drafted and accepted, or drawn after rejections.
     """
     check_layer_head(model.cfg, layer, head)
     if png_dir is not None:
@@ -151,19 +153,33 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     from .lens import SequenceTrace, logit_lens
     lens = logit_lens(model, SequenceTrace(list(ids), trace.pop("residual")), len(ids) - 1, k=3)
     tables = []
-    for step in range(steps):
+    steps_of = None
+    if speculate is not None:              # the tokens, their logits and how each came, from generate()
+        from .generate import Stats, generate
+        seen, marks, stats = [], [], Stats()
+        made = list(generate(model, list(ids), max_new_tokens=steps, stats=stats, observe=lambda l, t: seen.append(l),
+                             mark=lambda t, how: marks.append(how), **speculate))
+        steps_of = list(zip(seen, made, marks))
+    for step in range(steps if steps_of is None else len(steps_of)):
+        if steps_of is not None:
+            logits, token, how = steps_of[step]
         top = top_tokens(logits, show_top)
-        token = pick(logits)
+        if steps_of is None:
+            token, how = pick(logits), None
         tables.append((top, token))
-        out(f"\nStep {step + 1}: the {len(top)} most likely next tokens")
+        out(f"\nStep {step + 1}: the {len(top)} most likely next tokens" + (f" ({how})" if how else ""))
         out("  rank  id      prob     piece")
         for rank, (i, p) in enumerate(top, 1):
             out(f"  {rank:>4}  {i:<6}  {p:7.4f}  {piece_label(tok, i)}{'   <- chosen' if i == token else ''}")
         if token not in {i for i, _ in top}:
             out(f"  chosen: {token} {piece_label(tok, token)} (sampled outside the top {show_top})")
+        if steps_of is not None:
+            continue
         if token in tok.stop_ids or model.length >= model.cache_k.shape[2]:
             break
         logits = model.forward([token])
+    if steps_of is not None:
+        out("\n" + stats.speculation.report(len(made)))
 
     labels = [f"{p}:{piece_label(tok, i)}" for p, i in enumerate(ids)]
     layers = [layer] if layer is not None else range(model.cfg.num_hidden_layers)

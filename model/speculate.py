@@ -130,7 +130,7 @@ def verify(logits: np.ndarray, drafts: list[int], qs, settings: dict, rng: np.ra
 
 def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, k: int, max_new_tokens: int,
                 rng: np.random.Generator, settings: dict, stop_ids, limit: int, counts: Drafted, context: int,
-                mark=None):
+                observe=None, mark=None):
     """Yield new tokens after the prompt (whose prefill gave first_logits), drafting k at a time.
 
     subtle: a checking pass over a few tokens costs about 2.5 one-token passes here (BLAS reads
@@ -142,10 +142,13 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
     from .sampling import sample
     ids = list(prompt)
     token = sample(first_logits[:limit], rng, **settings)
-    made, backoff, plain, size = 0, 1, 0, k
+    if observe is not None:      # each token's logits, in the order the tokens come out
+        observe(first_logits[:limit], token)
+    made, backoff, plain, size, rejected = 0, 1, 0, k, 0
     while True:
         if mark is not None:
-            mark(token, "drawn")
+            mark(token, f"drawn in place of {rejected} rejected drafts" if rejected else "drawn")
+        rejected = 0
         yield token
         made += 1
         ids.append(token)
@@ -158,6 +161,8 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
             logits = model.forward([token])
             counts.plain += 1
             token = sample(logits[:limit], rng, **settings)
+            if observe is not None:
+                observe(logits[:limit], token)
             continue
         base = model.length
         logits = model.forward([token] + drafts, all_logits=True)              # [k + 1, V]
@@ -165,6 +170,10 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
         counts.drafted += len(drafts)
         kept, accepted = verify(logits, drafts, qs, settings, rng, limit)
         counts.accepted += accepted
+        rejected = len(drafts) - accepted
+        if observe is not None:
+            for j, t in enumerate(kept):
+                observe(logits[j][:limit], t)
         model.length = base + 1 + accepted                                       # roll back past the rejected
         if accepted < PAYS:
             plain, backoff, size = backoff, min(backoff * 2, 32), max(size // 2, 1)
@@ -174,7 +183,7 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
                 size = min(size * 2, k)
         for t in kept[:-1]:
             if mark is not None:
-                mark(t, "accepted draft")
+                mark(t, "drafted, accepted")
             yield t
             made += 1
             ids.append(t)

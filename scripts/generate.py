@@ -198,9 +198,13 @@ def inspect(loaded, ids, args, rng) -> int:
 
     def pick(logits):
         return sample(logits[:limit], rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    drafter = make_drafter(args.speculate, loaded)
+    speculate = None if drafter is None else dict(
+        rng=rng, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, limit=limit, drafter=drafter,
+        draft_tokens=args.draft_tokens, stop_ids=loaded.tokenizer.stop_ids)
     try:
         inspect_run(loaded.model, loaded.tokenizer, ids, steps=args.max_new_tokens, show_top=args.show_top,
-                    pick=pick, layer=args.layer, head=args.head, png_dir=args.png_dir)
+                    pick=pick, layer=args.layer, head=args.head, png_dir=args.png_dir, speculate=speculate)
     except BrokenPipeError:
         raise
     except OSError as e:

@@ -143,3 +143,23 @@ def test_bad_options_are_refused(tmp_path):
     ok = run_generate("--model", gguf, "--prompt", "Hello Hello Hello", "--speculate", "lookup", "--temperature", "0",
                       "--max-new-tokens", "6")
     assert ok.returncode == 0 and "speculate   =" in ok.stderr and "counted in generated tokens" in ok.stderr
+
+
+def test_inspect_and_the_page_mark_how_each_token_came():
+    gguf = str(smollm2_gguf_path())
+    prompt = "Repeat exactly: the red fox runs over the green hill and the red fox sleeps."
+    common = ("--model", gguf, "--inspect", "--chat", "--temperature", "0", "--prompt", prompt, "--max-new-tokens", "14")
+    plain, fast = run_generate(*common), run_generate(*common, "--speculate", "lookup")
+    assert plain.returncode == fast.returncode == 0, fast.stderr
+    chosen = lambda out: [line for line in out.splitlines() if "<- chosen" in line]  # noqa: E731
+    assert chosen(plain.stdout) == chosen(fast.stdout)             # the same tokens, the same tables
+    assert "(drafted, accepted)" in fast.stdout and "speculate   =" in fast.stdout
+    from starlette.testclient import TestClient
+    from model.web.server import create_app
+    loaded = load(gguf)
+    c = TestClient(create_app(loaded, hosts={"testserver"}))
+    a = c.post("/api/analyze", json={"text": prompt, "chat": True, "max_new_tokens": 14, "speculate": True}).json()
+    b = c.post("/api/analyze", json={"text": prompt, "chat": True, "max_new_tokens": 14}).json()
+    assert [s["token"] for s in a["timeline"]] == [s["token"] for s in b["timeline"]]
+    hows = {s["how"] for s in a["timeline"]}
+    assert "drafted, accepted" in hows and a["speculation"]["accepted"] > 0 and b["speculation"] is None

@@ -96,7 +96,8 @@ async def analyze_route(request, s: State):
                   top_k=field(data, "top_k", int, 50, low=0, high=1 << 20),
                   top_p=field(data, "top_p", float, 1.0, low=1e-6, high=1),
                   seed=field(data, "seed", int, 0, low=0, high=2**63 - 1),
-                  show=field(data, "show", int, 10, low=1, high=50))
+                  show=field(data, "show", int, 10, low=1, high=50),
+                  speculate=field(data, "speculate", bool, False))
     if len(ids) + req.max_new_tokens > MAX_ANALYSED:
         raise HttpError(400, f"{len(ids)} prompt tokens + {req.max_new_tokens} new ones exceed the {MAX_ANALYSED} "
                              "positions the page looks inside")

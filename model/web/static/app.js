@@ -9,6 +9,7 @@ function readURL() {
   const q = new URLSearchParams(API.saved ? API.saved.search : location.search);
   for (const f of FIELDS) if (q.has(f)) $(f).value = q.get(f);
   $("chat").checked = q.get("chat") === "1";
+  $("speculate").checked = q.get("spec") === "1";
   return {run: q.has("prompt"), step: +(q.get("step") || 0), query: q.has("pos") ? +q.get("pos") : null};
 }
 
@@ -17,6 +18,7 @@ function writeURL() {
   const q = new URLSearchParams();
   for (const f of FIELDS) if ($(f).value !== "") q.set(f, $(f).value);
   if ($("chat").checked) q.set("chat", "1");
+  if ($("speculate").checked) q.set("spec", "1");
   if (state.A) { q.set("step", state.step); if (state.query !== null) q.set("pos", state.query); }
   history.replaceState(null, "", "?" + q.toString());
 }
@@ -25,7 +27,8 @@ function request() {
   const num = (id, parse) => $(id).value === "" ? undefined : parse($(id).value);
   return {text: $("prompt").value, chat: $("chat").checked, system: $("system").value || undefined,
           max_new_tokens: num("max", parseInt), temperature: num("temperature", parseFloat),
-          top_k: num("top_k", parseInt), top_p: num("top_p", parseFloat), seed: num("seed", parseInt)};
+          top_k: num("top_k", parseInt), top_p: num("top_p", parseFloat), seed: num("seed", parseInt),
+          speculate: $("speculate").checked};
 }
 
 async function analyse(view) {
@@ -42,7 +45,7 @@ async function analyse(view) {
     status("running the model…");
     const A = await API.get("/api/analyze", req);
     state.A = A;
-    Panels.tokens(A.tokens, A.rendered, A.prompt_tokens, pickPosition);
+    Panels.tokens(A.tokens, A.rendered, A.prompt_tokens, pickPosition, A.timeline);
     const step = Math.min(view.step || 0, Math.max(A.timeline.length - 1, 0));
     await showStep(step, view.query);
     $("save").disabled = false;

@@ -19,10 +19,12 @@ function chip(t, k, extra) {
 }
 
 const Panels = {
-  tokens(tokens, rendered, promptLen, onPick) {
+  tokens(tokens, rendered, promptLen, onPick, timeline) {
     const box = $("tokens");
     box.replaceChildren(...tokens.map((t, k) => {
-      const c = chip(t, k, k >= promptLen ? " gen" : "");
+      const how = timeline && k >= promptLen && timeline[k - promptLen] ? timeline[k - promptLen].how : "";
+      const c = chip(t, k, (k >= promptLen ? " gen" : "") + (how === "drafted, accepted" ? " drafted" : ""));
+      if (how) c.title += `  (${how})`;
       c.tabIndex = 0;
       c.onclick = () => onPick(k);
       return c;
@@ -94,7 +96,7 @@ const Panels = {
     }
     const drawn = A.tokens[A.prompt_tokens + step];
     $("step-label").textContent = `step ${step + 1} of ${A.timeline.length}: position ${s.position} predicts ` +
-      `${JSON.stringify(tokenLabel(drawn))} (id ${s.token})`;
+      `${JSON.stringify(tokenLabel(drawn))} (id ${s.token})` + (A.speculation ? ` — ${s.how}` : "");
     $("step-note").textContent = set.temperature === 0
       ? `temperature 0: greedy, the most likely token is taken (seed ${set.seed} unused).`
       : `temperature ${set.temperature}, then top-k ${set.top_k || "off"} kept ${s.kept_top_k} tokens, then top-p ${set.top_p} kept ` +
