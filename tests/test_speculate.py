@@ -163,3 +163,15 @@ def test_inspect_and_the_page_mark_how_each_token_came():
     assert [s["token"] for s in a["timeline"]] == [s["token"] for s in b["timeline"]]
     hows = {s["how"] for s in a["timeline"]}
     assert "drafted, accepted" in hows and a["speculation"]["accepted"] > 0 and b["speculation"] is None
+
+
+def test_readme_speculate_commands_run():
+    """README's --speculate commands, as shown (with fewer new tokens appended: the last option wins)."""
+    import shlex
+    lines = [l for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+             if l.startswith(".venv/bin/python scripts/generate.py") and "--speculate" in l]
+    assert len(lines) >= 2
+    for line in lines:
+        words = shlex.split(line.split("  #")[0])
+        res = run_generate(*words[2:], "--max-new-tokens", "8")
+        assert res.returncode == 0 and "speculate" in (res.stderr + res.stdout), (line, res.stderr)
