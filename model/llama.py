@@ -20,7 +20,7 @@ import numpy as np
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables, times_t
 from .rope import model_frequencies
-from .formats.weights import load_checkpoint, new_float32
+from .formats.weights import LAYER_ORDER, fused_layout, load_checkpoint, new_float32
 
 
 def lazy_zeros(shape) -> np.ndarray:
@@ -38,6 +38,28 @@ def lazy_zeros(shape) -> np.ndarray:
     return np.frombuffer(region, dtype=DTYPE).reshape(shape)
 
 
+def _owner(a):
+    """The object that owns an array's memory (the end of its chain of views)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a
+
+
+def _back_to_back(parts) -> bool:
+    """True when the arrays are C-contiguous views of one buffer that follow one another, in this order."""
+    owner = _owner(parts[0])
+    for a, b in zip(parts, parts[1:]):
+        if not (b.flags.c_contiguous and a.dtype == b.dtype and _owner(b) is owner
+                and a.__array_interface__["data"][0] + a.nbytes == b.__array_interface__["data"][0]):
+            return False
+    return parts[0].flags.c_contiguous
+
+
+def _span(first: np.ndarray, rows: int) -> np.ndarray:
+    """The [rows, cols] matrix that starts at `first` and runs on into the arrays after it (_back_to_back)."""
+    return np.lib.stride_tricks.as_strided(first, shape=(rows, first.shape[1]), strides=first.strides)
+
+
 class Llama:
     """A Llama-architecture model: float32 weights by Hugging Face name, plus its KV cache."""
 
@@ -53,31 +75,28 @@ class Llama:
         self.layers = [self._fuse(i) for i in range(cfg.num_hidden_layers)]
 
     def _fuse(self, i: int) -> tuple:
-        """Layer i's weights in the order forward reads them, with q|k|v and gate|up fused.
+        """Layer i's weights in the order forward reads them, with q|k|v and gate|up as single matrices.
 
-        subtle: one new buffer holds the layer's matrices back to back in reading order (q|k|v, o,
-        gate|up, down), on 2 MB pages, so the hardware prefetchers stream on from one call into the
-        next (on 4 KB pages a small matrix read cold ran at half the bandwidth); each HF name in `w`
-        becomes a view of its rows, so memory is not doubled and every reader of `w` (the lens, the
-        trainer) sees the same values.
+        subtle: the loaders put a layer's matrices back to back in one buffer, in reading order (q|k|v,
+        o, gate|up, down; formats/weights.py fused_layout), so the memory streams on from one call into
+        the next and q|k|v is a view, not a copy. Weights that arrive otherwise (built in memory) are
+        copied into such a buffer once; each HF name in `w` stays, as a view of its rows.
         """
         w, p = self.w, f"model.layers.{i}."
-        groups = [["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"],
-                  ["self_attn.o_proj.weight"], ["mlp.gate_proj.weight", "mlp.up_proj.weight"], ["mlp.down_proj.weight"]]
-        arena = new_float32(sum(w[p + n].size for g in groups for n in g))   # on huge pages: the streams run on
-        at, fused = 0, []
-        for g in groups:
-            cols = w[p + g[0]].shape[1]
-            rows = sum(len(w[p + n]) for n in g)
-            block = arena[at:at + rows * cols].reshape(rows, cols)          # [rows, cols], C-contiguous
-            r = 0
-            for n in g:
-                block[r:r + len(w[p + n])] = w[p + n]
-                w[p + n] = block[r:r + len(w[p + n])]
-                r += len(w[p + n])
-            fused.append(block)
-            at += rows * cols
-        qkv, o, gate_up, down = fused                                   # [(H+2K)E, D], [D, H*E], [2F, D], [D, F]
+        names = [p + n for n in LAYER_ORDER]
+        parts = [w[n] for n in names]
+        if not _back_to_back(parts):
+            arena = new_float32(sum(x.size for x in parts))       # on huge pages: the streams run on
+            at = 0
+            for n, x in zip(names, parts):
+                view = arena[at:at + x.size].reshape(x.shape)
+                view[...] = x
+                w[n] = view
+                at += x.size
+            parts = [w[n] for n in names]
+        q, k, v, o, gate, up, down = parts
+        qkv = _span(q, len(q) + len(k) + len(v))                   # [(H+2K)E, D]
+        gate_up = _span(gate, len(gate) + len(up))                  # [2F, D]
         qkv_b = None
         if self.cfg.qkv_bias:
             qkv_b = np.concatenate([w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"])   # [(H+2K)E]
@@ -88,7 +107,7 @@ class Llama:
     def load(cls, folder) -> "Llama":
         """Load `config.json` and the safetensors weights of an HF-layout folder."""
         cfg = LlamaConfig.load(Path(folder) / "config.json")
-        return cls(cfg, load_checkpoint(folder, cfg))
+        return cls(cfg, load_checkpoint(folder, cfg, into=fused_layout(cfg)))
 
     def new_cache(self, max_len: int) -> None:
         """Allocate an empty KV cache for up to `max_len` positions."""

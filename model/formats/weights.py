@@ -107,13 +107,37 @@ def new_float32(shape) -> np.ndarray:
     return np.frombuffer(region, dtype=DTYPE, count=n).reshape(shape)  # the array keeps the mapping alive
 
 
-def load_tensors(path, names=None, threads: int = 2, header=None) -> dict[str, np.ndarray]:
-    """Load tensors of one safetensors file (all, or `names`) as float32 arrays.
+LAYER_ORDER = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+               "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight")
+
+
+def fused_layout(cfg: LlamaConfig, *, huge: bool = True) -> dict[str, np.ndarray]:
+    """Uninitialized float32 arrays for each layer's matrices, back to back in one buffer per layer in
+    the order the forward pass reads them (q, k, v, o, gate, up, down): loaders fill them in place, and
+    model/llama.py then reads q|k|v and gate|up as single matrices without copying anything."""
+    shapes = expected_shapes(cfg)
+    out = {}
+    for i in range(cfg.num_hidden_layers):
+        names = [f"model.layers.{i}.{n}" for n in LAYER_ORDER]
+        total = sum(int(np.prod(shapes[n])) for n in names)
+        arena = new_float32(total) if huge else np.empty(total, np.float32)
+        at = 0
+        for n in names:
+            size = int(np.prod(shapes[n]))
+            out[n] = arena[at:at + size].reshape(shapes[n])
+            at += size
+    return out
+
+
+def load_tensors(path, names=None, threads: int = 2, header=None, into=None) -> dict[str, np.ndarray]:
+    """Load tensors of one safetensors file (all, or `names`) as float32 arrays (into the arrays of
+    `into` where it has one by that name).
 
     Each tensor streams through a small buffer (read, convert, next chunk), so the file is
     never held in memory whole and the buffer stays in cache; two threads convert in parallel
     (NumPy releases the GIL).
     """
+    into = into or {}
     header, start = header or read_header(path)  # (header, data start), if the caller has read it
     names = list(header) if names is None else names
 
@@ -121,7 +145,7 @@ def load_tensors(path, names=None, threads: int = 2, header=None) -> dict[str, n
         info = header[name]
         begin, end = info["data_offsets"]
         size = DTYPES[info["dtype"]]
-        out = new_float32(info["shape"])
+        out = into[name] if name in into else new_float32(info["shape"])
         flat = out.reshape(-1)
         buf = bytearray(min(CHUNK_BYTES, max(end - begin, 1)))
         with open(path, "rb", buffering=0) as f:
@@ -198,8 +222,9 @@ def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
     return shapes
 
 
-def load_checkpoint(folder, cfg: LlamaConfig) -> dict[str, np.ndarray]:
-    """Load and check every tensor of an HF-layout checkpoint folder, as float32 by HF name."""
+def load_checkpoint(folder, cfg: LlamaConfig, into=None) -> dict[str, np.ndarray]:
+    """Load and check every tensor of an HF-layout checkpoint folder, as float32 by HF name
+    (into the arrays of `into`, such as fused_layout(cfg), where it has them)."""
     files, headers = checkpoint_files(folder)
     shapes = expected_shapes(cfg)
     ignorable = [n for n in files if n.endswith("rotary_emb.inv_freq")]  # recomputed from rope_theta
@@ -223,7 +248,7 @@ def load_checkpoint(folder, cfg: LlamaConfig) -> dict[str, np.ndarray]:
             if tuple(header[name]["shape"]) != shapes[name]:
                 raise WeightsError(f"{path}: tensor {name} has shape {tuple(header[name]['shape'])}, "
                                    f"expected {shapes[name]} from config.json")
-        weights.update(load_tensors(path, names, header=headers[path]))
+        weights.update(load_tensors(path, names, header=headers[path], into=into))
     return weights
 
 
