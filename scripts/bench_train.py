@@ -12,7 +12,6 @@ Needs `.[oracle]` (torch, transformers) for --bench step.
 """
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -1,7 +1,6 @@
 """The page's server: routes validate (in-process, Starlette's test client), and the page itself in a
 real headless Chromium (Debian's, driven by Selenium with its matching chromium-driver)."""
 import json
-import os
 import shutil
 import socket
 import time

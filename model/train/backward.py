@@ -8,8 +8,6 @@ check against finite differences and PyTorch).
 """
 import numpy as np
 
-from ..layers import softmax
-
 
 def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, bias: bool = False):
     """y = x W^T + b  =>  dx = dy W,  dW = dy^T x,  db = sum_N dy

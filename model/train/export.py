@@ -6,7 +6,6 @@ Every file is written whole or not at all (a temp file renamed into place).
 """
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +102,3 @@ def write_folder(out: Path, cfg: LlamaConfig, weights: dict, tok, tok_files: dic
         write_atomic(out / name, data)
     write_atomic(out / "generation_config.json", json.dumps(generation_config(cfg, tok), indent=1).encode())
     write_atomic(out / "config.json", json.dumps(config_json(cfg), indent=1).encode())
-
-
-def copy_extra(source_folder: Path | None, out: Path) -> None:
-    """A fine-tuned folder keeps its source's chat template file."""
-    if source_folder is not None and (source_folder / "chat_template.jinja").is_file():
-        shutil.copyfile(source_folder / "chat_template.jinja", out / "chat_template.jinja")

@@ -66,7 +66,7 @@ def block_forward(cfg: LlamaConfig, w: dict, i: int, x: np.ndarray, cos, sin, B:
 def block_backward(cfg: LlamaConfig, w: dict, i: int, dx3: np.ndarray, s: dict, cos, sin, grads: dict):
     """dL/dx of one block from dL/d(its output) [N, D]; its weights' gradients go into `grads`."""
     p = f"model.layers.{i}."
-    H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
+    H, E, eps = cfg.num_attention_heads, cfg.head_dim, cfg.rms_norm_eps
     B, T = s["q"].shape[0], s["q"].shape[2]
     # x3 = x2 + down(m)
     dm, grads[p + "mlp.down_proj.weight"], _ = linear_backward(dx3, s["m"], w[p + "mlp.down_proj.weight"])

@@ -144,10 +144,7 @@ def resume(out, given: dict, corpus=None) -> Run:
         if given.get(name) is not None and given[name] != getattr(saved, name):
             raise RunError(f"--resume {out}: --{name.replace('_', '-')} {given[name]} differs from the saved model's "
                            f"{getattr(saved, name)} (a different model shape)")
-    try:
-        settings = saved.with_options(**{k: v for k, v in given.items() if k not in SHAPE})
-    except SettingsError:
-        raise
+    settings = saved.with_options(**{k: v for k, v in given.items() if k not in SHAPE})
     step = int(state["step"])
     if step > settings.steps:
         raise RunError(f"--resume {out}: the checkpoint is at step {step}, past --steps {settings.steps}")
