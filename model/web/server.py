@@ -98,9 +98,6 @@ async def analyze_route(request, s: State):
                   seed=field(data, "seed", int, 0, low=0, high=2**63 - 1),
                   show=field(data, "show", int, 10, low=1, high=50),
                   speculate=field(data, "speculate", bool, False))
-    if len(ids) + req.max_new_tokens > MAX_ANALYSED:
-        raise HttpError(400, f"{len(ids)} prompt tokens + {req.max_new_tokens} new ones exceed the {MAX_ANALYSED} "
-                             "positions the page looks inside")
     async with s.queue.turn():
         try:
             result = await s.queue.run(analyze, s.loaded, req)
@@ -121,23 +118,27 @@ def kept(request, s: State):
     return s.analyses[key]
 
 
+async def detail(request, s: State, param: str, compute, made_by: str):
+    """One detail of a kept analysis at a position given by `param`, computed on the model's thread."""
+    a = kept(request, s)
+    position = query_int(request, param, 0, len(a.trace.ids) - 1)
+    async with s.queue.turn():
+        value = await s.queue.run(compute, a, position)
+    return {param: position, "value": value, "made_by": made_by}
+
+
 @route
 async def attention_route(request, s: State):
-    a = kept(request, s)
-    query = query_int(request, "query", 0, len(a.trace.ids) - 1)
-    async with s.queue.turn():
-        rows = await s.queue.run(a.attention, query)
-    return JSONResponse({"query": query, "rows": rows, "made_by": "model/lens.py attention_rows -> [L, H, query+1]"})
+    d = await detail(request, s, "query", lambda a, q: a.attention(q),
+                     "model/lens.py attention_rows -> [L, H, query+1]")
+    return JSONResponse({"query": d["query"], "rows": d["value"], "made_by": d["made_by"]})
 
 
 @route
 async def lens_route(request, s: State):
-    a = kept(request, s)
-    position = query_int(request, "position", 0, len(a.trace.ids) - 1)
-    async with s.queue.turn():
-        layers = await s.queue.run(a.lens, position)
-    return JSONResponse({"position": position, "layers": layers,
-                         "made_by": "model/lens.py logit_lens: rms_norm(x_l) @ W_head^T -> [L+1, V], top 5"})
+    d = await detail(request, s, "position", lambda a, p: a.lens(p),
+                     "model/lens.py logit_lens: rms_norm(x_l) @ W_head^T -> [L+1, V], top 5")
+    return JSONResponse({"position": d["position"], "layers": d["value"], "made_by": d["made_by"]})
 
 
 @route
