@@ -39,13 +39,25 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     """x * cos + rotate_half(x) * sin, rotate_half([a, b]) = [-b, a]    x: [N, T, E], cos/sin: [T, E]
 
     The half-rotation layout of Hugging Face checkpoints: dimension i pairs with i + E/2.
+    rotate_half is one gather ([b, a]) and one negation in place: no concatenation.
     """
     half = x.shape[-1] // 2
-    rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # [N, T, E]
+    rotated = x[..., _halves_swapped(x.shape[-1])]          # [N, T, E]: [b, a]
+    np.negative(rotated[..., :half], out=rotated[..., :half])  # [-b, a]
     rotated *= sin
     out = x * cos
     out += rotated
     return out
+
+
+_SWAPS: dict[int, np.ndarray] = {}
+
+
+def _halves_swapped(E: int) -> np.ndarray:
+    """The index [E/2, ..., E-1, 0, ..., E/2-1], made once per head size."""
+    if E not in _SWAPS:
+        _SWAPS[E] = np.r_[E // 2:E, 0:E // 2]
+    return _SWAPS[E]
 
 
 SMALL_T = 16  # up to this many rows, x W^T is computed as (W x^T)^T (see times_t)

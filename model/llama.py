@@ -10,7 +10,8 @@ are the same call with T > 1 and T = 1).
 Decoding reads every weight once per token, so its speed is the memory's: few, large matrix
 calls matter more than anything else. At load, each layer's q, k and v projections become one
 matrix [(H + 2K) E, D] and gate and up one [2F, D] (the names in `w` stay, as views into them),
-and rotary embeddings turn q and k in one call.
+rotary embeddings turn q and k in one call, and a small o_proj reads on into zero rows so that
+OpenBLAS gives it both cores (formats/weights.py o_pad_rows).
 """
 import mmap
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables, times_t
 from .rope import model_frequencies
-from .formats.weights import LAYER_ORDER, fused_layout, load_checkpoint, new_float32
+from .formats.weights import LAYER_ORDER, fused_layout, layer_arena, load_checkpoint, o_pad_rows
 
 
 def lazy_zeros(shape) -> np.ndarray:
@@ -45,18 +46,23 @@ def _owner(a):
     return a
 
 
-def _back_to_back(parts) -> bool:
-    """True when the arrays are C-contiguous views of one buffer that follow one another, in this order."""
-    owner = _owner(parts[0])
-    for a, b in zip(parts, parts[1:]):
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _back_to_back(parts, gap_after: dict | None = None) -> bool:
+    """True when the arrays are C-contiguous views of one buffer that follow one another, in this order
+    (with `gap_after[k]` bytes between part k and the next)."""
+    owner, gaps = _owner(parts[0]), gap_after or {}
+    for k, (a, b) in enumerate(zip(parts, parts[1:])):
         if not (b.flags.c_contiguous and a.dtype == b.dtype and _owner(b) is owner
-                and a.__array_interface__["data"][0] + a.nbytes == b.__array_interface__["data"][0]):
+                and _address(a) + a.nbytes + gaps.get(k, 0) == _address(b)):
             return False
     return parts[0].flags.c_contiguous
 
 
 def _span(first: np.ndarray, rows: int) -> np.ndarray:
-    """The [rows, cols] matrix that starts at `first` and runs on into the arrays after it (_back_to_back)."""
+    """The [rows, cols] matrix that starts at `first` and runs on into the memory after it (_back_to_back)."""
     return np.lib.stride_tricks.as_strided(first, shape=(rows, first.shape[1]), strides=first.strides)
 
 
@@ -85,22 +91,21 @@ class Llama:
         w, p = self.w, f"model.layers.{i}."
         names = [p + n for n in LAYER_ORDER]
         parts = [w[n] for n in names]
-        if not _back_to_back(parts):
-            arena = new_float32(sum(x.size for x in parts))       # on huge pages: the streams run on
-            at = 0
+        pad = o_pad_rows(self.cfg)                                 # zero rows after o (o_pad_rows)
+        if not _back_to_back(parts, {3: pad * parts[3].strides[0]}):
+            arena = layer_arena(self.cfg, i)                       # on huge pages: the streams run on
             for n, x in zip(names, parts):
-                view = arena[at:at + x.size].reshape(x.shape)
-                view[...] = x
-                w[n] = view
-                at += x.size
+                arena[n][...] = x
+            w.update(arena)
             parts = [w[n] for n in names]
         q, k, v, o, gate, up, down = parts
         qkv = _span(q, len(q) + len(k) + len(v))                   # [(H+2K)E, D]
+        o_wide = _span(o, len(o) + pad)                             # [D + pad, H*E], decode's o_proj call
         gate_up = _span(gate, len(gate) + len(up))                  # [2F, D]
         qkv_b = None
         if self.cfg.qkv_bias:
             qkv_b = np.concatenate([w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"])   # [(H+2K)E]
-        return (w[p + "input_layernorm.weight"], qkv, qkv_b, o, w.get(p + "self_attn.o_proj.bias"),
+        return (w[p + "input_layernorm.weight"], qkv, qkv_b, o, o_wide, w.get(p + "self_attn.o_proj.bias"),
                 w[p + "post_attention_layernorm.weight"], gate_up, down, self.cfg.window(i))
 
     @classmethod
@@ -150,7 +155,7 @@ class Llama:
         if residual is not None:
             residual.append(x)
         eps, QK = cfg.rms_norm_eps, (H + K) * E
-        for i, (in_norm, qkv_w, qkv_b, o_w, o_b, post_norm, gate_up, down, window) in enumerate(self.layers):
+        for i, (in_norm, qkv_w, qkv_b, o_w, o_wide, o_b, post_norm, gate_up, down, window) in enumerate(self.layers):
             h = rms_norm(x, in_norm, eps)                                         # [T, D]
             qkv = linear(h, qkv_w, qkv_b)                                         # [T, (H+2K)E]
             qk = apply_rope(qkv[:, :QK].reshape(T, H + K, E).transpose(1, 0, 2), cos, sin)  # [H+K, T, E]
@@ -158,7 +163,8 @@ class Llama:
             self.cache_v[i, :, start:S] = qkv[:, QK:].reshape(T, K, E).transpose(1, 0, 2)
             probs = attention_probs(qk[:H], self.cache_k[i, :, :S], start, window)          # [H, T, S]
             out = attention(probs, self.cache_v[i, :, :S])                                  # [H, T, E]
-            x = x + linear(out.transpose(1, 0, 2).reshape(T, H * E), o_w, o_b)              # [T, D]
+            o = times_t(out.transpose(1, 0, 2).reshape(T, H * E), o_w if T > 1 else o_wide)[:, :len(o_w)]
+            x = x + (o if o_b is None else o + o_b)                                         # [T, D]
             if residual is not None:
                 residual.append(x)
             x = x + gated_mlp(rms_norm(x, post_norm, eps), gate_up, down)                   # [T, D]

@@ -109,23 +109,47 @@ def new_float32(shape) -> np.ndarray:
 
 LAYER_ORDER = ("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
                "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight")
+ONE_CORE_BELOW = 460_800  # NumPy's OpenBLAS runs a mat-vec of fewer weights than this on one core
+
+
+def o_pad_rows(cfg: LlamaConfig) -> int:
+    """Zero rows stored after o_proj [D, H*E] so that its decode mat-vec reaches ONE_CORE_BELOW weights.
+
+    subtle: OpenBLAS computes x W^T on a single core when W has fewer than 115200 * 4 numbers
+    (interface/gemv.c). SmolLM2's o_proj (576 x 576) is below that, and one core reads memory at
+    half the speed of two; reading on through 224 rows of zeros makes it a two-core call (measured
+    about 3% of a token). Wider models need no pad.
+    """
+    cols = cfg.num_attention_heads * cfg.head_dim
+    return max(0, -(-ONE_CORE_BELOW // cols) - cfg.hidden_size)
+
+
+def layer_arena(cfg: LlamaConfig, i: int, *, huge: bool = True) -> dict[str, np.ndarray]:
+    """Layer i's matrices as uninitialized float32 views of one buffer, back to back in the order the
+    forward pass reads them (q, k, v, o, o's zero pad, gate, up, down): model/llama.py then reads q|k|v
+    and gate|up as single matrices without copying anything."""
+    shapes = expected_shapes(cfg)
+    names = [f"model.layers.{i}.{n}" for n in LAYER_ORDER]
+    pad = o_pad_rows(cfg) * cfg.num_attention_heads * cfg.head_dim
+    total = sum(int(np.prod(shapes[n])) for n in names) + pad
+    arena = new_float32(total) if huge else np.empty(total, np.float32)
+    out, at = {}, 0
+    for n in names:
+        size = int(np.prod(shapes[n]))
+        out[n] = arena[at:at + size].reshape(shapes[n])
+        at += size
+        if n.endswith("o_proj.weight"):
+            arena[at:at + pad] = 0
+            at += pad
+    return out
 
 
 def fused_layout(cfg: LlamaConfig, *, huge: bool = True) -> dict[str, np.ndarray]:
-    """Uninitialized float32 arrays for each layer's matrices, back to back in one buffer per layer in
-    the order the forward pass reads them (q, k, v, o, gate, up, down): loaders fill them in place, and
-    model/llama.py then reads q|k|v and gate|up as single matrices without copying anything."""
-    shapes = expected_shapes(cfg)
+    """Uninitialized arrays for every layer's matrices, each layer in one buffer (layer_arena): loaders
+    fill them in place."""
     out = {}
     for i in range(cfg.num_hidden_layers):
-        names = [f"model.layers.{i}.{n}" for n in LAYER_ORDER]
-        total = sum(int(np.prod(shapes[n])) for n in names)
-        arena = new_float32(total) if huge else np.empty(total, np.float32)
-        at = 0
-        for n in names:
-            size = int(np.prod(shapes[n]))
-            out[n] = arena[at:at + size].reshape(shapes[n])
-            at += size
+        out.update(layer_arena(cfg, i, huge=huge))
     return out
 
 
