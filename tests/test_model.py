@@ -40,3 +40,41 @@ def test_cached_decode_equals_full_forward(case):
 def test_greedy_generation_matches_transformers(case):
     model, gold = case
     assert greedy(model, gold["fifty_ids"].tolist()[:10], len(gold["greedy"])) == gold["greedy"].tolist()
+
+
+@pytest.mark.parametrize("source", ["memory", "checkpoint"])
+def test_small_o_proj_reads_on_into_zero_rows(tmp_path, source):
+    """SmolLM2's attention width (o_proj 576 x 576) is below OpenBLAS's two-core size, so decode's o_proj
+    call reads on into zero rows (formats/weights.py o_pad_rows): the logits must not change."""
+    from model.config import LlamaConfig
+    from checkpoints import random_weights, save_safetensors
+    raw = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=300, max_position_embeddings=64,
+               rms_norm_eps=1e-5, rope_theta=10000.0, hidden_act="silu", hidden_size=576, intermediate_size=64,
+               num_hidden_layers=2, num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+               attention_bias=True)
+    weights = random_weights(raw, seed=3)
+    for i in range(2):
+        weights[f"model.layers.{i}.self_attn.o_proj.bias"] = np.linspace(-1, 1, 576, dtype=np.float32)
+        for n in "qkv":
+            weights[f"model.layers.{i}.self_attn.{n}_proj.bias"] = np.zeros(576 if n == "q" else 192, np.float32)
+    given = {n: w.copy() for n, w in weights.items()}
+    if source == "memory":
+        model = Llama(LlamaConfig.from_dict(raw), weights)
+    else:
+        (tmp_path / "config.json").write_text(__import__("json").dumps(raw))
+        save_safetensors(tmp_path / "model.safetensors", weights, "F32")
+        model = Llama.load(tmp_path)
+    o, o_wide = model.layers[0][3], model.layers[0][4]
+    assert o_wide.shape == (800, 576) and np.shares_memory(o, o_wide)    # 800 * 576 >= 460800: two cores
+    assert not o_wide[576:].any()                                         # the rows read on are zeros
+    for n, w in given.items():
+        np.testing.assert_array_equal(model.w[n], w)                      # the HF names keep their values
+    ids = [5, 17, 299, 0, 42, 42, 7, 100]
+    model.new_cache(len(ids))
+    full = model.forward(ids, all_logits=True)                            # T > 1: o_proj alone
+    model.new_cache(len(ids))
+    steps = np.stack([model.forward([t]) for t in ids])                   # T = 1: o_proj and the zero rows
+    np.testing.assert_allclose(steps, full, atol=1e-4, rtol=1e-6)         # logits reach a few hundred
+    h = np.random.default_rng(0).standard_normal((1, 576)).astype(np.float32)
+    np.testing.assert_allclose((h @ o_wide.T)[0, :576], (h.astype(np.float64) @ given[
+        "model.layers.0.self_attn.o_proj.weight"].T.astype(np.float64))[0], atol=1e-4)

@@ -118,10 +118,13 @@ def o_pad_rows(cfg: LlamaConfig) -> int:
     subtle: OpenBLAS computes x W^T on a single core when W has fewer than 115200 * 4 numbers
     (interface/gemv.c). SmolLM2's o_proj (576 x 576) is below that, and one core reads memory at
     half the speed of two; reading on through 224 rows of zeros makes it a two-core call (measured
-    about 3% of a token). Wider models need no pad.
+    about 3% of a token). Wider models need no pad, and much smaller ones get none: reading more
+    than half as much again would cost what the second core brings.
     """
-    cols = cfg.num_attention_heads * cfg.head_dim
-    return max(0, -(-ONE_CORE_BELOW // cols) - cfg.hidden_size)
+    cols, rows = cfg.num_attention_heads * cfg.head_dim, cfg.hidden_size
+    if rows * cols >= ONE_CORE_BELOW or 3 * rows * cols < 2 * ONE_CORE_BELOW:
+        return 0
+    return -(-ONE_CORE_BELOW // cols) - rows
 
 
 def layer_arena(cfg: LlamaConfig, i: int, *, huge: bool = True) -> dict[str, np.ndarray]:
