@@ -167,10 +167,14 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
         base = model.length
         logits = model.forward([token] + drafts, all_logits=True)              # [k + 1, V]
         counts.passes += 1
-        counts.drafted += len(drafts)
         kept, accepted = verify(logits, drafts, qs, settings, rng, limit)
+        judged = len(drafts)
+        stop_at = next((j for j, t in enumerate(kept) if t in stop_ids), None)
+        if stop_at is not None:              # drafts after a stop token are never output, nor counted
+            kept, accepted, judged = kept[:stop_at + 1], min(accepted, stop_at + 1), min(judged, stop_at + 1)
+        counts.drafted += judged
         counts.accepted += accepted
-        rejected = len(drafts) - accepted
+        rejected = judged - accepted
         if observe is not None:
             for j, t in enumerate(kept):
                 observe(logits[j][:limit], t)

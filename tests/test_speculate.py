@@ -59,6 +59,21 @@ def test_greedy_with_a_draft_model_is_plain_decoding(tmp_path):
     assert fast == plain and stats.speculation.drafted > 0
 
 
+def test_drafts_past_a_stop_token_are_not_counted(tmp_path):
+    """The model as its own draft agrees with every draft, so accepted = drafted, and only drafts that
+    were output count: at most one per generated token after the first, the stop token included."""
+    target = Llama.load(write_checkpoint(tmp_path / "t", "gqa"))
+    same = Llama.load(write_checkpoint(tmp_path / "d", "gqa"))
+    prompt = [1, 450, 7483, 310, 3444, 338]
+    plain, _ = run(target, prompt, 30, temperature=0)
+    stop = plain[12]
+    expected = plain[:plain.index(stop) + 1]
+    fast, stats = run(target, prompt, 30, same, k=8, temperature=0, stop_ids={stop})
+    c = stats.speculation
+    assert fast == expected and c.passes > 0
+    assert c.accepted == c.drafted <= len(fast) - 1
+
+
 def test_smollm2_repeat_prompt_lookup_and_draft_model():
     loaded = load(str(smollm2_gguf_path()))
     tok, model = loaded.tokenizer, loaded.model
