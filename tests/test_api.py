@@ -93,6 +93,22 @@ def test_completions_equal_generate_py(client):
     assert streamed == expected
 
 
+def test_completions_take_token_ids(client, server):
+    """A prompt of token ids (HF tokenizers' ids of the text) gives the text prompt's completion."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from conftest import smollm2_tokenizer_json
+    prompt = "Once upon a time"
+    ids = tokenizers.Tokenizer.from_file(str(smollm2_tokenizer_json())).encode(prompt).ids
+    expected = generate_py("--prompt", prompt, "--max-new-tokens", "12")[len(prompt):]
+    for given in (ids, [ids]):
+        r = client.completions.create(model="smollm2", prompt=given, temperature=0, max_tokens=12)
+        assert r.choices[0].text == expected and r.usage.prompt_tokens == len(ids)
+    for bad, word in (([], "1 to"), ([1, -1], "[1]"), ([10 ** 9], "token id"), ([1.5], "token id"),
+                      ([True], "token id"), ([[1], [2]], "prompt")):
+        status, reply = post(server[0], "/v1/completions", {"prompt": bad, "max_tokens": 1})
+        assert status == 400 and word in reply["error"]["message"], (bad, reply)
+
+
 def test_seed_repeats_and_stop_strings(client):
     ask = dict(model="smollm2", messages=[{"role": "user", "content": "Tell me a short story."}], temperature=1.0,
                max_tokens=16, seed=7)

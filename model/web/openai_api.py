@@ -3,7 +3,8 @@
 
 Supported: temperature, top_p, top_k (an extension, as llama.cpp's), max_tokens (max_completion_tokens),
 seed, stop (a string or up to 4), n = 1, stream (with stream_options.include_usage), logprobs and
-top_logprobs (chat) / logprobs N (completions): the model's log-softmax. Anything else is refused by
+top_logprobs (chat) / logprobs N (completions): the model's log-softmax; a completion's prompt as text
+or as token ids. Anything else is refused by
 name in OpenAI's error shape, never silently ignored. Defaults: the model's generation_config.json,
 else OpenAI's (temperature 1, top_p 1); a random seed unless one is given.
 """
@@ -319,14 +320,30 @@ async def completions(request, s):
     if field(data, "echo", bool, False):
         raise HttpError(400, "'echo' is not supported", param="echo")
     prompt = data.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]                               # one prompt in a list: one choice
+    if isinstance(prompt, list):                         # token ids, as they are (no BOS added)
+        vocab = min(s.loaded.model.cfg.vocab_size, s.loaded.tokenizer.vocab_size)
+        return await respond(request, s, data, token_ids(prompt, vocab, s.loaded.model.cfg.max_position_embeddings),
+                             chat=False)
     if not isinstance(prompt, str) or not prompt:
-        raise HttpError(400, "'prompt' must be a non-empty string", param="prompt")
+        raise HttpError(400, "'prompt' must be a non-empty string or a list of token ids", param="prompt")
     if len(prompt) > 1 << 20:
         raise HttpError(400, "'prompt' is too long", param="prompt")
     tok = s.loaded.tokenizer
     return await respond(request, s, data, tok.encode(prompt, bos=tok.add_bos), chat=False)
+
+
+def token_ids(prompt: list, vocab: int, context: int) -> list[int]:
+    """A prompt given as token ids: each an integer in 0..vocab-1, at most `context` of them."""
+    if not prompt or len(prompt) > context:
+        raise HttpError(400, f"'prompt' as token ids must hold 1 to {context} ids (one prompt per request)",
+                        param="prompt")
+    for i, t in enumerate(prompt):
+        if not (isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab):
+            raise HttpError(400, f"'prompt'[{i}] must be a token id in 0..{vocab - 1}, "
+                                 f"got {json.dumps(t)[:30]}", param="prompt")
+    return list(prompt)
 
 
 def routes() -> list:
