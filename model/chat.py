@@ -113,9 +113,28 @@ def _first_line(e) -> str:
     return (text.splitlines() or [type(e).__name__])[0][:200]
 
 
-def default_format(tokenizer) -> ChatFormat:
-    """TinyLlama-Chat's format, for models that ship no template of their own."""
-    return ChatFormat(TINYLLAMA_TEMPLATE, tokens=special_token_strings(tokenizer), source="TinyLlama's chat template")
+def default_format(tokenizer) -> "ChatFormat | NoChat":
+    """TinyLlama-Chat's format, for models that ship no template of their own (NoChat when the tokenizer
+    has no end-of-sequence token, which that format ends each turn with)."""
+    tokens = special_token_strings(tokenizer)
+    if "eos_token" not in tokens:
+        return NoChat()
+    return ChatFormat(TINYLLAMA_TEMPLATE, tokens=tokens, source="TinyLlama's chat template")
+
+
+class NoChat:
+    """The chat format of a model that has none: no template, and no end-of-sequence token to end a turn
+    (a model trained on plain text with a character tokenizer, say). Rendering refuses, saying so."""
+    source, text, tokens = "no chat template", "", {}
+
+    def render(self, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
+        """Always refuses: ChatTemplateError saying why."""
+        raise ChatTemplateError("this model has no chat template, and its tokenizer has no end-of-sequence "
+                                "token to end a turn: prompt it with plain text instead")
+
+    def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
+        """Always refuses, as render."""
+        return self.render(messages)
 
 
 def special_token_strings(tokenizer) -> dict[str, str]:

@@ -21,6 +21,8 @@ import numpy as np  # noqa: E402
 
 from bpe.cli import Parser  # noqa: E402
 from model.family import describe_family  # noqa: E402
+from bpe.chars import CharTokenizer  # noqa: E402
+from model.chat import NoChat  # noqa: E402
 from model.generate import Stats, check_prompt  # noqa: E402
 from model.formats.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
@@ -134,6 +136,16 @@ def read_prompt(args, interactive: bool) -> str:
     return text if args.prompt is not None else strip_final_newline(text)
 
 
+
+def warn_dropped(tok, prompt: str) -> None:
+    """A character tokenizer drops what its vocabulary lacks (as HF's tokenizer.json does): say which."""
+    if isinstance(tok, CharTokenizer):
+        missing = sorted(set(prompt) - set(tok.chars))
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            print(f"warning: the vocabulary has no {shown}: dropped from the prompt", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Load the model, then generate once (raw or chat) or chat interactively."""
     args = parse_args(argv)
@@ -150,6 +162,8 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed)
         settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
                             drafter=make_drafter(args.speculate, loaded), draft_tokens=args.draft_tokens)
+        if args.chat and isinstance(loaded.chat, NoChat):
+            loaded.chat.render([])   # a model that cannot chat says so before anything runs
         if interactive:
             return chat_loop(model, tok, lambda messages: loaded.chat.encode(tok, messages), settings, rng,
                              system=args.system, load_s=stats.load_s, quiet=args.quiet)
@@ -157,6 +171,7 @@ def main(argv=None) -> int:
             check_prompt(model, [])   # the same error as raw mode: the prompt is empty
         ids = loaded.chat.encode(tok, chat_messages(args, prompt)) if args.chat else tok.encode(prompt, bos=tok.add_bos)
         check_prompt(model, ids)
+        warn_dropped(tok, prompt)
         if args.inspect:
             return inspect(loaded, ids, args, rng)
         write = write_flush(sys.stdout)

@@ -113,6 +113,23 @@ def test_generate_talks_with_the_trained_model(exported):
     assert res.stdout == tok.decode(ids + new) + "\n"
 
 
+def test_a_character_model_refuses_chat_and_names_dropped_characters(exported):
+    """A char-tokenizer run has no chat template and no EOS token: --chat says so (exit 2); a prompt
+    character outside the vocabulary is named in a warning (it is dropped, as HF's tokenizer.json does)."""
+    def generate(*args):
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", str(exported),
+                               "--temperature", "0", "--max-new-tokens", "3", *args],
+                              capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert_clean_error(generate("--chat", "--prompt", "Speak"), "no chat template", "plain text")
+    loaded = load(str(exported))
+    with pytest.raises(ValueError, match="no end-of-sequence token"):   # what the server answers with 400
+        loaded.chat.encode(loaded.tokenizer, [{"role": "user", "content": "Speak"}])
+    res = generate("--prompt", "Fjord Zq")
+    assert res.returncode == 0 and res.stdout.startswith("Fjord Zq")
+    missing = sorted(set("Fjord Zq") - set(TEXT))
+    assert missing and "warning: the vocabulary has no " + ", ".join(map(repr, missing)) in res.stderr
+
+
 @pytest.mark.parametrize("kind", ["char", "bpe:300"])
 def test_hf_tokenizers_reads_our_tokenizer(tmp_path, kind):
     tokenizers = pytest.importorskip("tokenizers")

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from bpe.trace import piece_bytes
+from ..chat import ChatTemplateError
 from ..generate import generate
 from ..session import stop_ids
 from .http import HttpError, field, internal_error, read_json
@@ -309,7 +310,8 @@ async def chat_completions(request, s):
     try:
         ids = s.loaded.chat.encode(s.loaded.tokenizer, turns)
     except ValueError as e:
-        raise HttpError(400, f"the chat template failed: {e}", param="messages") from None
+        raise HttpError(400, str(e) if isinstance(e, ChatTemplateError) else f"the chat template failed: {e}",
+                        param="messages") from None
     return await respond(request, s, data, ids, chat=True)
 
 

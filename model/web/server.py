@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from bpe.trace import boundaries, describe_tokens, merge_trace
 from ..analysis import MAX_ANALYSED, Request, analyze, shapes
+from ..chat import ChatTemplateError
 from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_json
 
 STATIC = (Path(__file__).parent / "static").resolve()
@@ -70,7 +71,7 @@ def prompt_ids(s: State, data: dict) -> tuple[list[int], str]:
         try:
             ids = loaded.chat.encode(tok, messages)
         except ValueError as e:
-            raise HttpError(400, f"the chat template failed: {e}") from None
+            raise HttpError(400, str(e) if isinstance(e, ChatTemplateError) else f"the chat template failed: {e}") from None
         shown = loaded.chat.render(messages)
     else:
         ids, shown = tok.encode(text, bos=tok.add_bos), text
