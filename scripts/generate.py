@@ -38,8 +38,9 @@ def parse_args(argv):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_REPO,
                    help=f"GGUF file, ollama:NAME[:TAG], smollm2, HF-layout folder or Hub repo id (default {DEFAULT_REPO})")
-    p.add_argument("--prompt", help="the prompt (default: read stdin, without its one final newline; with --chat "
-                                    "on a terminal, chat interactively)")
+    p.add_argument("--prompt", "-p", help="the prompt (default: read stdin, without its one final newline; with "
+                                          "--chat on a terminal, chat interactively)")
+    p.add_argument("text", nargs="?", metavar="PROMPT", help="the prompt, as --prompt (quote it)")
     p.add_argument("--chat", action="store_true", help="wrap the prompt in the model's own chat template")
     p.add_argument("--system", help="system message for --chat")
     p.add_argument("--max-new-tokens", type=int, help="new tokens at most (default 256; 5 with --inspect)")
@@ -62,6 +63,10 @@ def parse_args(argv):
     p.add_argument("--list-architectures", action="store_true",
                    help="list the supported model families and what each changes, then exit")
     args = p.parse_args(argv)
+    if args.text is not None:
+        if args.prompt is not None:
+            p.error("give the prompt once: --prompt TEXT or PROMPT, not both")
+        args.prompt = args.text
     if not args.model.strip():
         p.error("--model is empty: give a GGUF file, ollama:NAME, smollm2, a folder or a Hub repo id")
     if args.list_architectures:

@@ -114,6 +114,9 @@ def test_seed_repeats_and_stop_strings(client):
                max_tokens=16, seed=7)
     a, b = (client.chat.completions.create(**ask).choices[0].message.content for _ in range(2))
     assert a == b
+    ask["seed"] = -1                      # any int64 is a seed (llama.cpp clients send -1)
+    a, b = (client.chat.completions.create(**ask).choices[0].message.content for _ in range(2))
+    assert a == b
     full = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],
                                           temperature=0, max_tokens=20).choices[0].message.content
     cut = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": QUESTION}],

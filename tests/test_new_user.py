@@ -225,3 +225,15 @@ def test_interactive_chat_in_a_real_terminal(tmp_path):
         assert shown.rstrip().splitlines()[-1].startswith("> What is the capital of France?"), shown
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_the_prompt_may_come_as_an_argument_or_after_p():
+    """`generate.py "text"` and `-p "text"` (llama.cpp's spelling) are --prompt; twice is refused."""
+    common = ("--model", str(smollm2_gguf_path()), "--temperature", "0", "--max-new-tokens", "6", "--quiet")
+    by_name = generate(*common, "--prompt", "Once upon a time")
+    assert by_name.returncode == 0 and by_name.stdout.startswith(b"Once upon a time")
+    for given in (("Once upon a time",), ("-p", "Once upon a time")):
+        res = generate(*common, *given)
+        assert res.returncode == 0 and res.stdout == by_name.stdout
+    twice = generate(*common, "--prompt", "a", "b")
+    assert twice.returncode == 2 and twice.stderr.decode().count("\n") == 1 and b"once" in twice.stderr

@@ -123,7 +123,7 @@ def sampling(s, data: dict, prompt_len: int) -> dict:
             "top_p": field(data, "top_p", float, float(defaults.get("top_p", 1.0)), low=1e-9, high=1),
             "top_k": field(data, "top_k", int, int(defaults.get("top_k", 0)), low=0),
             "max_tokens": min(max_tokens or room, room),
-            "seed": field(data, "seed", int, None, low=0, high=2**63 - 1),
+            "seed": field(data, "seed", int, None, low=-2**63, high=2**63 - 1),   # any int64 repeats
             "stops": stops}
 
 
@@ -141,7 +141,7 @@ class Run:
                 self.decoder.feed(i)
         self.held, self.finish, self.new, self.by_string = "", None, [], False
         self.pending_logprobs = []
-        seed = opts["seed"] if opts["seed"] is not None else secrets.randbits(63)
+        seed = opts["seed"] % 2**64 if opts["seed"] is not None else secrets.randbits(63)
         self.steps = generate(self.model, ids, max_new_tokens=opts["max_tokens"], rng=np.random.default_rng(seed),
                               temperature=opts["temperature"], top_k=opts["top_k"], top_p=opts["top_p"],
                               stop_ids=self.stop_tokens, limit=loaded.sample_limit,
