@@ -114,6 +114,7 @@ def test_seed_repeats_and_stop_strings(client):
                max_tokens=16, seed=7)
     a, b = (client.chat.completions.create(**ask).choices[0].message.content for _ in range(2))
     assert a == b
+    assert client.chat.completions.create(**ask, response_format={"type": "text"}).choices[0].message.content == a
     ask["seed"] = -1                      # any int64 is a seed (llama.cpp clients send -1)
     a, b = (client.chat.completions.create(**ask).choices[0].message.content for _ in range(2))
     assert a == b
@@ -146,7 +147,8 @@ def test_logprobs_equal_our_log_softmax(client):
 def test_errors_are_the_clients_own_exceptions(client):
     msg = [{"role": "user", "content": "hi"}]
     for kwargs in (dict(n=2), dict(tools=[{"type": "function", "function": {"name": "f"}}]), dict(logit_bias={"1": 5}),
-                   dict(max_tokens=-1), dict(max_tokens=10 ** 9), dict(temperature=-1)):
+                   dict(max_tokens=-1), dict(max_tokens=10 ** 9), dict(temperature=-1),
+                   dict(response_format={"type": "json_object"})):
         with pytest.raises(openai.BadRequestError):
             client.chat.completions.create(model="smollm2", messages=msg, **kwargs)
     with pytest.raises(openai.BadRequestError):

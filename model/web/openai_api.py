@@ -2,7 +2,7 @@
 (server-sent events) or not, through the model's own chat template, served one request at a time.
 
 Supported: temperature, top_p, top_k (an extension, as llama.cpp's), max_tokens (max_completion_tokens),
-seed, stop (a string or up to 4), n = 1, stream (with stream_options.include_usage), logprobs and
+seed, stop (a string or up to 4), n = 1, response_format text, stream (with stream_options.include_usage), logprobs and
 top_logprobs (chat) / logprobs N (completions): the model's log-softmax; a completion's prompt as text
 or as token ids. Anything else is refused by
 name in OpenAI's error shape, never silently ignored. Defaults: the model's generation_config.json,
@@ -25,7 +25,7 @@ from .http import HttpError, field, internal_error, read_json
 
 CHAT_FIELDS = {"model", "messages", "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "seed",
                "stop", "n", "stream", "stream_options", "logprobs", "top_logprobs", "user", "presence_penalty",
-               "frequency_penalty"}
+               "frequency_penalty", "response_format"}
 COMPLETION_FIELDS = (CHAT_FIELDS - {"messages", "top_logprobs", "max_completion_tokens"}) | {"prompt", "echo"}
 ROLES = ("system", "user", "assistant", "developer")
 ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "not_found_error",
@@ -79,6 +79,9 @@ def refuse_unknown(data: dict, known: set) -> None:
             raise HttpError(400, f"'{name}' is not supported (only 0)", param=name)
     field(data, "model", str)
     field(data, "user", str)
+    if field(data, "response_format", dict, {"type": "text"}) != {"type": "text"}:
+        raise HttpError(400, "'response_format' must be {\"type\": \"text\"} (plain text is all this server writes)",
+                        param="response_format")
 
 
 def message_text(m, k: int) -> tuple[str, str]:
