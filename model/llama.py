@@ -47,6 +47,7 @@ def _owner(a):
 
 
 def _address(a: np.ndarray) -> int:
+    """Where an array's first element is in memory."""
     return a.__array_interface__["data"][0]
 
 
