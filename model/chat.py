@@ -98,7 +98,11 @@ class ChatFormat:
 
     def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
         """Token ids of a conversation: the rendered text with special tokens as ids, BOS as configured."""
-        ids = tokenizer.encode(self.render(messages, add_generation_prompt=add_generation_prompt), special=True)
+        return self.tokenize(tokenizer, self.render(messages, add_generation_prompt=add_generation_prompt))
+
+    def tokenize(self, tokenizer, rendered: str) -> list[int]:
+        """Token ids of text this template rendered: special tokens as ids, BOS as configured."""
+        ids = tokenizer.encode(rendered, special=True)
         if tokenizer.add_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
             ids = [tokenizer.bos_id] + ids
         return ids

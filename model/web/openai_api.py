@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from bpe.trace import piece_bytes
-from ..chat import ChatTemplateError
 from ..generate import generate
 from ..session import stop_ids
 from .http import HttpError, field, internal_error, read_json
@@ -313,8 +312,7 @@ async def chat_completions(request, s):
     try:
         ids = s.loaded.chat.encode(s.loaded.tokenizer, turns)
     except ValueError as e:
-        raise HttpError(400, str(e) if isinstance(e, ChatTemplateError) else f"the chat template failed: {e}",
-                        param="messages") from None
+        raise HttpError(400, str(e), param="messages") from None   # the message names the template
     return await respond(request, s, data, ids, chat=True)
 
 

@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from bpe.trace import boundaries, describe_tokens, merge_trace
 from ..analysis import MAX_ANALYSED, Request, analyze, shapes
-from ..chat import ChatTemplateError
 from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_json
 
 STATIC = (Path(__file__).parent / "static").resolve()
@@ -69,10 +68,10 @@ def prompt_ids(s: State, data: dict) -> tuple[list[int], str]:
         system = field(data, "system", str, "")
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
         try:
-            ids = loaded.chat.encode(tok, messages)
+            shown = loaded.chat.render(messages)
         except ValueError as e:
-            raise HttpError(400, str(e) if isinstance(e, ChatTemplateError) else f"the chat template failed: {e}") from None
-        shown = loaded.chat.render(messages)
+            raise HttpError(400, str(e)) from None   # the message names the template
+        ids = loaded.chat.tokenize(tok, shown)
     else:
         ids, shown = tok.encode(text, bos=tok.add_bos), text
     context = loaded.model.cfg.max_position_embeddings
