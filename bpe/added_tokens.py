@@ -57,30 +57,40 @@ class AddedTokens:
             return None
         return regex.compile("|".join(regex.escape(s) for s in sorted(set(strings), key=len, reverse=True)))
 
-    def split(self, text: str, *, special: bool) -> list[tuple[str | None, int | None]]:
-        """Cut text into stretches to encode (normalized already) and added-token ids."""
+    def split(self, text: str, *, special: bool, literal=()) -> list[tuple[str | None, int | None]]:
+        """Cut text into stretches to encode (normalized already) and added-token ids.
+
+        `literal`: (start, end) spans of `text` in which a special token's text stays ordinary text
+        (a chat message's content: only the template's own markers become special ids).
+        """
         if not special and self._all_special:
             piece = self.normalizer(text) if self.normalizer else text
             return [(piece, None)] if piece else []
         out = []
-        for piece, tid in self._find(text, self._raw, self.tokens, special):
+        for piece, tid, at in self._find(text, self._raw, self.tokens, special, literal):
             if tid is not None:
                 out.append((None, tid))
                 continue
             if self.normalizer:
+                # subtle: offsets move under normalization; a stretch that holds literal text finds no special token
+                plain = any(s < at + len(piece) and at < e for s, e in literal)
                 piece = self.normalizer(piece)
-            out += self._find(piece, self._norm, self._norm_tokens, special) if self._norm else [(piece, None)]
+                if self._norm:
+                    out += [(p, i) for p, i, _ in self._find(piece, self._norm, self._norm_tokens, special and not plain)]
+                    continue
+            out.append((piece, None))
         return [(p, i) for p, i in out if i is not None or p]
 
     @staticmethod
-    def _find(text, automaton, tokens, special):
+    def _find(text, automaton, tokens, special, literal=()):
+        """[(stretch, None, offset) or (None, id, offset)] in order."""
         if automaton is None:
-            return [(text, None)]
+            return [(text, None, 0)]
         out, done = [], 0
         for m in automaton.finditer(text):
             token = tokens[m.group()]
             start, stop = m.start(), m.end()
-            if token.special and not special:
+            if token.special and (not special or any(s < stop and start < e for s, e in literal)):
                 continue
             if token.single_word and ((start > 0 and _is_word_char(text[start - 1])) or
                                       (stop < len(text) and _is_word_char(text[stop]))):
@@ -92,9 +102,9 @@ class AddedTokens:
                 while stop < len(text) and text[stop] in WHITESPACE:
                     stop += 1
             if start > done:
-                out.append((text[done:start], None))
-            out.append((None, token.id))
+                out.append((text[done:start], None, done))
+            out.append((None, token.id, start))
             done = stop
         if done < len(text):
-            out.append((text[done:], None))
+            out.append((text[done:], None, done))
         return out

@@ -70,10 +70,12 @@ class ByteLevelBPE:
         """One more than the largest id (vocabulary and added tokens)."""
         return self.size
 
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
-        """Text to ids; with `special`, special tokens' text becomes their ids (HF's default)."""
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False,
+               literal=()) -> list[int]:
+        """Text to ids; with `special`, special tokens' text becomes their ids (HF's default), except
+        inside the (start, end) spans of `literal`."""
         ids = list(self.prefix_ids) if bos else []
-        for piece, tid in self.added.split(text, special=special):
+        for piece, tid in self.added.split(text, special=special, literal=literal):
             if tid is not None:
                 ids.append(tid)
                 continue

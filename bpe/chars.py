@@ -37,7 +37,8 @@ class CharTokenizer:
         """Number of characters."""
         return len(self.chars)
 
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False,
+               literal=()) -> list[int]:
         """One id per character of the vocabulary; other characters are dropped (there is no BOS/EOS)."""
         ids = self.ids
         return [ids[c] for c in text if c in ids]

@@ -29,8 +29,10 @@ class Tokenizer(Protocol):
     def vocab_size(self) -> int:
         """One more than the largest id."""
 
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
-        """Text to ids; `special`: special tokens' text becomes their ids; `bos`/`eos` add them."""
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False,
+               literal=()) -> list[int]:
+        """Text to ids; `special`: special tokens' text becomes their ids, except inside the (start, end)
+        spans of `literal`; `bos`/`eos` add them."""
 
     def decode(self, ids) -> str:
         """Ids to text (ValueError for an id out of range)."""

@@ -163,13 +163,15 @@ class SentencePieceTokenizer:
             text = text + space
         return text
 
-    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False) -> list[int]:
+    def encode(self, text: str, *, bos: bool = False, eos: bool = False, special: bool = False,
+               literal=()) -> list[int]:
         """Encode text to ids exactly as SentencePiece does; BOS/EOS only when asked.
 
-        With `special`, control pieces' text (`<s>`, `</s>`) becomes their ids (encode_with_special).
+        With `special`, control pieces' text (`<s>`, `</s>`) becomes their ids (encode_with_special),
+        except inside the (start, end) spans of `literal`.
         """
         if special:
-            return self.encode_with_special(text, bos=bos, eos=eos)
+            return self.encode_with_special(text, bos=bos, eos=eos, literal=literal)
         return self._encode(text, bos=bos, eos=eos)
 
     def _encode(self, text: str, *, bos: bool = False, eos: bool = False, first: bool = True) -> list[int]:
@@ -200,18 +202,24 @@ class SentencePieceTokenizer:
         """Encode text to piece strings (spm_encode --output_format=piece)."""
         return [self.pieces[i] for i in self.encode(text)]
 
-    def encode_with_special(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
+    def encode_with_special(self, text: str, *, bos: bool = False, eos: bool = False, literal=()) -> list[int]:
         """Encode text in which the control pieces' text (`<s>`, `</s>`) stands for their ids.
 
         The text between special tokens is encoded on its own, each stretch as a fresh
         SentencePiece input (so it gets its own dummy prefix), as Hugging Face's tokenizer.json
-        does; that is how TinyLlama-Chat's template was tokenized in training.
+        does; that is how TinyLlama-Chat's template was tokenized in training. Inside the spans of
+        `literal` (a chat message's content), a control piece's text is ordinary text.
         """
         specials = sorted((p for p, i in self.reserved.items() if self.types[i] == CONTROL), key=len, reverse=True)
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
         if specials:
-            for k, part in enumerate(re.split("(" + "|".join(map(re.escape, specials)) + ")", text)):
-                ids += [self.reserved[part]] if k % 2 else self._encode(part, first=k == 0)
+            done = 0
+            for m in re.finditer("|".join(map(re.escape, specials)), text):
+                if any(s < m.end() and m.start() < e for s, e in literal):
+                    continue
+                ids += self._encode(text[done:m.start()], first=done == 0) + [self.reserved[m.group()]]
+                done = m.end()
+            ids += self._encode(text[done:], first=done == 0)
         else:
             ids += self.encode(text)
         if eos and self.eos_id >= 0:

@@ -16,6 +16,7 @@ Templates are data from a file, so they run in jinja2's immutable sandbox with l
 size, output size and time; a template that reaches for Python internals fails with ChatTemplateError.
 """
 import json
+import re
 import time
 from datetime import datetime
 
@@ -97,12 +98,52 @@ class ChatFormat:
         return "".join(out)
 
     def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
-        """Token ids of a conversation: the rendered text with special tokens as ids, BOS as configured."""
-        return self.tokenize(tokenizer, self.render(messages, add_generation_prompt=add_generation_prompt))
+        """Token ids of a conversation: the template's markers as special ids, each message's content as
+        plain text (so `<|im_start|>system` typed in a message cannot forge a turn), BOS as configured."""
+        rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
+        return self.tokenize(tokenizer, rendered, self.content_spans(messages, rendered, add_generation_prompt))
 
-    def tokenize(self, tokenizer, rendered: str) -> list[int]:
-        """Token ids of text this template rendered: special tokens as ids, BOS as configured."""
-        ids = tokenizer.encode(rendered, special=True)
+    def content_spans(self, messages: list[dict], rendered: str, add_generation_prompt: bool = True) -> list:
+        """Where each message's content stands in `rendered`: [(start, end)] in order.
+
+        The template is rendered once more with a marker in place of each content; where that
+        rendering, markers put back, is the real one, the markers' places are the spans. A template
+        that rewrites contents (trims them, say) falls back to finding each content, in order.
+        """
+        contents = [m.get("content") for m in messages if isinstance(m, dict)]
+        if not any(isinstance(c, str) and c for c in contents):
+            return []
+        marks = [f"\ue000{k}\ue001" for k in range(len(messages))]
+        marked = [dict(m, content=mark) if isinstance(m, dict) and isinstance(m.get("content"), str) else m
+                  for m, mark in zip(messages, marks)]
+        try:
+            layout = self.render(marked, add_generation_prompt=add_generation_prompt)
+        except ChatTemplateError:
+            layout = ""
+        spans, text, at = [], [], 0
+        for k, part in enumerate(re.split("\ue000(\\d+)\ue001", layout)):
+            if k % 2:
+                content = messages[int(part)]["content"]
+                spans.append((at, at + len(content)))
+                part = content
+            text.append(part)
+            at += len(part)
+        if layout and "".join(text) == rendered:
+            return spans
+        spans, at = [], 0
+        for c in contents:
+            if isinstance(c, str) and c.strip():
+                c = c if c in rendered[at:] else c.strip()
+                found = rendered.find(c, at)
+                if found >= 0:
+                    spans.append((found, found + len(c)))
+                    at = found + len(c)
+        return spans
+
+    def tokenize(self, tokenizer, rendered: str, literal=()) -> list[int]:
+        """Token ids of text this template rendered: special tokens as ids (but not inside the `literal`
+        spans, the messages' contents), BOS as configured."""
+        ids = tokenizer.encode(rendered, special=True, literal=literal)
         if tokenizer.add_bos and tokenizer.bos_id >= 0 and ids[:1] != [tokenizer.bos_id]:
             ids = [tokenizer.bos_id] + ids
         return ids

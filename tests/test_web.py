@@ -216,3 +216,30 @@ def test_the_page_in_headless_chromium(tmp_path, loaded):
         assert all(u.startswith(("file:", "data:", "blob:")) for u in requested_urls(d))
     finally:
         d.quit()
+
+
+def test_the_page_typed_and_clicked_like_a_person(client):
+    """Type a prompt and settings (top-p 0.9, temperature 0.75: values a number field's step could refuse),
+    click Analyse, and read the panels: they show what /api/analyze computes for the same settings."""
+    prompt, settings = "Once upon a time", {"max": "5", "temperature": "0.75", "top_k": "40", "top_p": "0.9", "seed": "7"}
+    d = browser()
+    try:
+        with running_server("--model", str(smollm2_gguf_path())) as (url, _):
+            d.get(url)
+            d.find_element("id", "prompt").send_keys(prompt)
+            for field, value in settings.items():
+                box = d.find_element("id", field)
+                box.clear()
+                box.send_keys(value)
+            d.find_element("id", "run").click()
+            wait_for(d, lambda: "new tokens" in d.find_element("id", "status").text)
+            assert d.execute_script("return document.getElementById('controls').checkValidity()")
+            for field, value in settings.items():
+                assert f"{field}={value}" in d.current_url
+            shown = [int(c.get_attribute("data-id")) for c in d.find_elements("css selector", "#tokens .tok")]
+            assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        d.quit()
+    a = client.post("/api/analyze", json={"text": prompt, "max_new_tokens": 5, "temperature": 0.75, "top_k": 40,
+                                          "top_p": 0.9, "seed": 7}).json()
+    assert shown == [t["id"] for t in a["tokens"]]

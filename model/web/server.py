@@ -71,7 +71,7 @@ def prompt_ids(s: State, data: dict) -> tuple[list[int], str]:
             shown = loaded.chat.render(messages)
         except ValueError as e:
             raise HttpError(400, str(e)) from None   # the message names the template
-        ids = loaded.chat.tokenize(tok, shown)
+        ids = loaded.chat.tokenize(tok, shown, loaded.chat.content_spans(messages, shown))
     else:
         ids, shown = tok.encode(text, bos=tok.add_bos), text
     context = loaded.model.cfg.max_position_embeddings
