@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -261,3 +262,24 @@ def test_readme_serve_commands_run():
         with contextlib.redirect_stdout(out):
             exec(compile(code, "README serve snippet", "exec"), {})
         assert out.getvalue().startswith("The capital of France is Paris.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_stops_its_generation(server, stream):
+    """A long request whose client hangs up after a second, then a short one: the short one is answered
+    at once, because the hang-up stopped the first generation (streaming or not)."""
+    import socket
+    from urllib.parse import urlsplit
+    url, _ = server
+    u = urlsplit(url)
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": 2000, "temperature": 0, "stream": stream}).encode()
+    s = socket.create_connection((u.hostname, u.port))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: " + f"{u.hostname}:{u.port}".encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(1.0)
+    s.close()                                    # hang up mid-generation (2000 tokens take about a minute)
+    start = time.monotonic()
+    status, reply = post(url, "/v1/completions", {"prompt": "Hello", "max_tokens": 2, "temperature": 0})
+    waited = time.monotonic() - start
+    assert status == 200 and reply["usage"]["completion_tokens"] == 2
+    assert waited < 15, f"the next request waited {waited:.1f} s behind a generation nobody reads"

@@ -14,7 +14,7 @@ import secrets
 import time
 
 import numpy as np
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bpe.trace import piece_bytes
@@ -216,16 +216,6 @@ class Run:
                 "top_logprobs": [{piece(i): l for i, l in top} for _, _, top in got]}
 
 
-def run_all(run: Run) -> str:
-    """Every step at once (no stream): the whole text."""
-    parts = []
-    while True:
-        piece = run.step()
-        if piece is None:
-            return "".join(parts)
-        parts.append(piece)
-
-
 async def respond(request, s, data: dict, ids: list[int], *, chat: bool):
     """Generate for a checked request: one JSON answer, or a stream of server-sent events."""
     opts = sampling(s, data, len(ids))
@@ -257,7 +247,12 @@ async def respond(request, s, data: dict, ids: list[int], *, chat: bool):
     if not stream:
         async with s.queue.turn():
             run = await s.queue.run(Run, s, ids, opts, continuation=not chat, top=top)
-            text = await s.queue.run(run_all, run)
+            parts = []
+            while (piece := await s.queue.run(run.step)) is not None:
+                parts.append(piece)
+                if await request.is_disconnected():   # the client hung up: stop, and free the model
+                    return Response(status_code=499)
+            text = "".join(parts)
         logprobs = run.take_logprobs(chat) if top is not None else None
         return JSONResponse({"id": rid, "object": kind, "created": created, "model": name,
                              "choices": [choice(text, run.finish, logprobs)], "usage": run.usage()})
