@@ -97,6 +97,14 @@ class Parser(argparse.ArgumentParser):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
+    def require(self, what: str, modules: list[str], extra: str) -> None:
+        """Exit 2 with one line naming the extra to install when an optional package is missing."""
+        import importlib.util
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"error: {what} needs {' and '.join(missing)}: pip install -e \".[{extra}]\"", file=sys.stderr)
+            sys.exit(2)
+
 
 def add_train_options(t: argparse.ArgumentParser, *, vocab_size: int | None = None,
                       model_prefix: str | None = None, input_required: bool = True) -> argparse.ArgumentParser:

@@ -114,6 +114,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.pairs < 1 or args.tokens < 1:
         p.error("--pairs and --tokens must be positive integers")
+    p.require(f"--bench {args.bench} (it runs scripts/serve.py)", ["starlette", "uvicorn"], "serve")
     from model.formats.loader import load
     from model.formats.smollm2 import smollm2_gguf
     from servers import running_server

@@ -211,6 +211,7 @@ def main(argv=None) -> int:
     except ValueError:
         p.error(f"--bpe {args.bpe}: comma-separated integers")
     if args.bench == "step":
+        p.require("--bench step (PyTorch eager as the reference)", ["torch", "transformers"], "oracle")
         bench_step(args.pairs)
     elif args.bench == "preset":
         bench_preset(args.corpus, sizes)

@@ -237,3 +237,26 @@ def test_the_prompt_may_come_as_an_argument_or_after_p():
         assert res.returncode == 0 and res.stdout == by_name.stdout
     twice = generate(*common, "--prompt", "a", "b")
     assert twice.returncode == 2 and twice.stderr.decode().count("\n") == 1 and b"once" in twice.stderr
+
+
+def test_a_benchmark_without_its_optional_package_names_the_extra():
+    """bench_train.py --bench step needs torch: without it, one line naming the extra, exit 2 (issue 26)."""
+    code = ("import sys, runpy; sys.modules['torch'] = None; sys.argv = ['bench_train.py', '--bench', 'step']; "
+            f"runpy.run_path({str(ROOT / 'scripts' / 'bench_train.py')!r}, run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert_clean_error(res, "torch", ".[oracle]")
+
+
+def test_divergence_names_what_became_non_finite(tmp_path):
+    """A learning rate of 1e30: the gradients overflow while the loss is still finite. The error says the
+    gradient norm became inf, at which step, in one line with no NumPy warnings (issue 26)."""
+    from conftest import fixture_path
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(fixture_path("tinyshakespeare.txt").read_text()[:20000])
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), "--input", str(corpus),
+                          "--out", str(tmp_path / "run"), "--steps", "5", "--lr", "1e30", "--weight-decay", "0",
+                          "--eval-every", "100", "--eval-windows", "2", "--warmup", "0"], capture_output=True, text=True, env=ENV)
+    assert res.returncode == 2, res.stderr
+    assert "Warning" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+    line = [l for l in res.stderr.splitlines() if l.startswith("error:")]
+    assert len(line) == 1 and "gradient norm became" in line[0] and "at step" in line[0], res.stderr

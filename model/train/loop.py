@@ -170,10 +170,13 @@ def train(run: Run, *, progress: Progress | None = None, evaluate_first: bool = 
             t = time.perf_counter()
             lr = lr_at(run.step, **schedule(s))
             x, y = batch(run.train, s.batch, s.context, run.rng)
-            loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
-            norm = clip_grad_norm(grads, s.clip)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked just below, by name
+                loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
+                norm = clip_grad_norm(grads, s.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
-                raise Diverged(f"the loss became {loss} at step {run.step + 1}; "
+                what = f"the loss became {loss}" if not math.isfinite(loss) else \
+                    f"the gradient norm became {norm} (the gradients overflowed; the loss was {loss:.4f})"
+                raise Diverged(f"{what} at step {run.step + 1} (learning rate {lr:.3g}); "
                                f"{run.out} keeps the checkpoint of step {last_saved(run)}")
             run.opt.step(run.weights, grads, lr)
             run.step += 1
