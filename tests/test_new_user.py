@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, assert_clean_error, smollm2_gguf_path
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
@@ -191,6 +193,7 @@ def test_color_keeps_a_character_split_across_tokens_together():
     assert "tokenizer.json" in res.stdout and "python -m bpe encode" in res.stdout
 
 
+@pytest.mark.slow
 def test_interactive_chat_in_a_real_terminal(tmp_path):
     """tmux runs the chat: typing during an answer is not echoed into it, --quiet drops the stats, and a
     blank line does not go into the history (Up recalls the last real message)."""

@@ -212,6 +212,7 @@ def test_resume_with_another_shape_is_refused(exported):
     assert (exported / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_readme_training_commands_run(tmp_path):
     """Every command of README's training section, shortened by options given after it (an option given
     last wins): the shown paths, presets and flags are the ones run."""
@@ -237,6 +238,7 @@ def test_readme_training_commands_run(tmp_path):
     assert json.loads((tmp_path / "runs" / "shakespeare" / "trainer_state.json").read_text())["step"] == 6
 
 
+@pytest.mark.slow
 def test_init_fine_tunes_smollm2_into_a_loadable_folder(tmp_path):
     """--init from the real SmolLM2 GGUF: its architecture and tokenizer carry over, the folder loads in
     generate.py's loader and HF `tokenizers` reads the tokenizer written from the GGUF identically."""
