@@ -1,12 +1,11 @@
-"""Loading any tokenizer file, and writing trained models atomically.
+"""Loading any tokenizer file, and writing trained tokenizers (both files or neither).
 
 `load_tokenizer` accepts a SentencePiece `.model`, a Hugging Face `tokenizer.json` (either
 family), a tiktoken rank file (with a named regex), or our bytes-bpe `.model`; it tells them
 apart by content, never by name.
 """
-import os
-import tempfile
-from contextlib import contextmanager
+from files.atomic import write_all
+from files.gguf import GGUFError, GGUFFile
 
 from .byte_tokenizer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
@@ -45,7 +44,6 @@ def load_tokenizer(path, *, pattern: str | None = None):
 
 def load_gguf_tokenizer(path, pattern=None):
     """The tokenizer inside a GGUF file; the whole file's header is checked first."""
-    from model.formats.gguf import GGUFError, GGUFFile  # the container reader lives with the model
     if pattern is not None:
         raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; a GGUF file names its own")
     try:
@@ -53,63 +51,6 @@ def load_gguf_tokenizer(path, pattern=None):
     except GGUFError as e:
         raise ModelFileError(str(e)) from None
     return tokenizer_from_gguf(meta, str(path))
-
-
-@contextmanager
-def atomic_file(path):
-    """Open a file for writing so that it is either complete or absent: a temp file beside it,
-    renamed into place on success, removed on any failure. Mode 0666 minus the umask, as
-    open() (and spm_train) would give, not mkstemp's 0600. The project's one atomic writer."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write bytes to a file so that it is either complete or absent."""
-    with atomic_file(path) as f:
-        f.write(data)
-
-
-def write_all(files: dict[str, bytes]) -> None:
-    """Write several files all or nothing: every target checked, every temp file written, then all
-    renamed into place; on any failure none of them is left (OSError names the file that failed)."""
-    for path in files:
-        if os.path.isdir(path):
-            raise IsADirectoryError(21, "is a directory", path)
-    temps, placed = {}, []
-    try:
-        for path, data in files.items():
-            folder = os.path.dirname(os.path.abspath(path))
-            try:
-                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            except OSError as e:
-                raise type(e)(e.errno, e.strerror, path) from None
-            temps[path] = tmp
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-            placed.append(path)
-    except BaseException:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        for path in placed:
-            os.unlink(path)
-        raise
 
 
 def model_files(model, prefix: str) -> dict[str, bytes]:

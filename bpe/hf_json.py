@@ -15,7 +15,9 @@ import json
 from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
 from .chars import from_char_spec, is_char_spec
-from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto, read_json
+from files.json_file import JSONFileError, read_json
+
+from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
 from .tokenizer import SPACE, SentencePieceTokenizer
 
@@ -25,7 +27,10 @@ MAX_JSON_BYTES = 1 << 30
 def load_tokenizer_json(path, data: bytes | None = None):
     """Load a BPE `tokenizer.json` as a SentencePieceTokenizer or a ByteLevelBPE."""
     if data is None:
-        spec = read_json(path, MAX_JSON_BYTES)
+        try:
+            spec = read_json(path, MAX_JSON_BYTES)
+        except JSONFileError as e:
+            raise ModelFileError(str(e)) from None
     else:
         try:
             spec = json.loads(data)

@@ -5,10 +5,9 @@ unknown fields are skipped on read. A model is pieces (string, score, type) plus
 TrainerSpec (how it was trained: byte_fallback, special ids, ...) and NormalizerSpec
 (how text is normalized before encoding: dummy prefix, whitespace handling).
 """
-import json
 from dataclasses import dataclass, field
 
-from . import protobuf as pb
+from files import protobuf as pb
 
 # ModelProto.SentencePiece.Type
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -161,21 +160,6 @@ def read_model_bytes(path, limit: int = -1) -> bytes:
             return f.read(limit)
     except OSError as e:
         raise ModelFileError(f"cannot read model file {path}: {e.strerror or e}") from None
-
-
-def read_json(path, limit: int):
-    """A JSON file of at most `limit` bytes, parsed; ModelFileError naming the file on any problem."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise ModelFileError(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > limit:
-        raise ModelFileError(f"{path}: larger than {limit >> 20} MB")
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({str(e)[:100]})") from None
 
 
 def load_model_proto(path) -> ModelProto:

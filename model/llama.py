@@ -13,7 +13,6 @@ matrix [(H + 2K) E, D] and gate and up one [2F, D] (the names in `w` stay, as vi
 rotary embeddings turn q and k in one call, and a small o_proj reads on into zero rows so that
 OpenBLAS gives it both cores (formats/weights.py o_pad_rows).
 """
-import mmap
 from pathlib import Path
 
 import numpy as np
@@ -21,50 +20,8 @@ import numpy as np
 from .config import DTYPE, LlamaConfig
 from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables, times_t
 from .rope import model_frequencies
-from .formats.weights import LAYER_ORDER, fused_layout, layer_arena, load_checkpoint, o_pad_rows
-
-
-def lazy_zeros(shape) -> np.ndarray:
-    """A float32 zero array whose memory is touched only where it is written.
-
-    subtle: the cache holds the whole context (8192 positions for SmolLM2), but a prompt uses a
-    few. On transparent huge pages, the first write into each [S, E] slab would zero 2 MB;
-    small pages keep the cost of a short prompt small.
-    """
-    n = int(np.prod(shape)) * 4
-    if n < (4 << 20) or not hasattr(mmap, "MADV_NOHUGEPAGE"):
-        return np.zeros(shape, dtype=DTYPE)
-    region = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # zero-filled by the kernel
-    region.madvise(mmap.MADV_NOHUGEPAGE)
-    return np.frombuffer(region, dtype=DTYPE).reshape(shape)
-
-
-def _owner(a):
-    """The object that owns an array's memory (the end of its chain of views)."""
-    while isinstance(a, np.ndarray) and a.base is not None:
-        a = a.base
-    return a
-
-
-def _address(a: np.ndarray) -> int:
-    """Where an array's first element is in memory."""
-    return a.__array_interface__["data"][0]
-
-
-def _back_to_back(parts, gap_after: dict | None = None) -> bool:
-    """True when the arrays are C-contiguous views of one buffer that follow one another, in this order
-    (with `gap_after[k]` bytes between part k and the next)."""
-    owner, gaps = _owner(parts[0]), gap_after or {}
-    for k, (a, b) in enumerate(zip(parts, parts[1:])):
-        if not (b.flags.c_contiguous and a.dtype == b.dtype and _owner(b) is owner
-                and _address(a) + a.nbytes + gaps.get(k, 0) == _address(b)):
-            return False
-    return parts[0].flags.c_contiguous
-
-
-def _span(first: np.ndarray, rows: int) -> np.ndarray:
-    """The [rows, cols] matrix that starts at `first` and runs on into the memory after it (_back_to_back)."""
-    return np.lib.stride_tricks.as_strided(first, shape=(rows, first.shape[1]), strides=first.strides)
+from .formats.weights import load_checkpoint
+from .speed import LAYER_ORDER, _back_to_back, _span, fused_layout, layer_arena, lazy_zeros, o_pad_rows
 
 
 class Llama:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bpe.files import atomic_file  # noqa: E402
+from files.atomic import atomic_file  # noqa: E402
 from bpe.cli import Parser  # noqa: E402
 from model.config import LlamaConfig  # noqa: E402
 from model.formats.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402

@@ -24,7 +24,7 @@ def project_errors() -> tuple:
     from bpe.model_file import ModelFileError
     from model.chat import ChatTemplateError
     from model.config import ConfigError
-    from model.formats.gguf import GGUFError
+    from files.gguf import GGUFError
     from model.formats.hub import ModelNotFound
     from model.formats.ollama import OllamaError
     from model.formats.weights import WeightsError

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model.formats.gguf import GGUFError, GGUFFile
+from files.gguf import GGUFError, GGUFFile
 
 from conftest import FIXTURES, fixture_path
 from fuzzing import fuzz, project_errors, run_case

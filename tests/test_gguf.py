@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from model.formats.gguf import GGUFError, GGUFFile
+from files.gguf import GGUFError, GGUFFile
 from model.formats.loader import load
-from model.formats.quants import TYPES, dequantize
+from files.quants import TYPES, dequantize
 
 from conftest import ROOT, assert_clean_error, smollm2_gguf_path
 

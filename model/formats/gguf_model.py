@@ -13,10 +13,12 @@ this and the model loads, runs, and talks nonsense: the classic broken export.
 """
 import numpy as np
 
+from files.gguf import GGUFFile
+from files.quants import KNOWN_UNSUPPORTED, TYPES, dequantize
+
 from ..config import ConfigError, LlamaConfig
-from .gguf import GGUFFile
-from .quants import KNOWN_UNSUPPORTED, TYPES, dequantize
-from .weights import WeightsError, expected_shapes, fused_layout
+from ..speed import fused_layout
+from .weights import WeightsError, expected_shapes
 
 ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> our model_type
 PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp's converter permutes (not qwen2)

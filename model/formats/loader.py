@@ -9,10 +9,11 @@ Whatever the source, the result is the same four things: the model (our Llama), 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from files.json_file import JSONFileError, read_json as read_json_file
+
 from bpe.files import load_tokenizer
 from bpe.gguf_vocab import tokenizer_from_gguf
 from bpe.model_file import ModelFileError
-from bpe.model_file import read_json as read_json_file
 
 from . import ollama
 from ..chat import ChatFormat, default_format, special_token_strings
@@ -132,7 +133,10 @@ def read_json(path: Path) -> dict:
     """A small JSON object file, {} when absent; ModelFileError naming the file when malformed."""
     if not path.exists():
         return {}
-    value = read_json_file(path, MAX_JSON)
+    try:
+        value = read_json_file(path, MAX_JSON)
+    except JSONFileError as e:
+        raise ModelFileError(str(e)) from None
     if not isinstance(value, dict):
         raise ModelFileError(f"{path}: expected a JSON object")
     return value

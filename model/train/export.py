@@ -5,12 +5,13 @@ the tokenizer as a file both loaders read, tokenizer_config.json and generation_
 Every file is written whole or not at all (a temp file renamed into place).
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from bpe.files import write_atomic
+from files.atomic import write_atomic
+from files.safetensors import save_safetensors
+
 from ..config import LlamaConfig
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
@@ -81,23 +82,11 @@ def generation_config(cfg: LlamaConfig, tok) -> dict:
             "do_sample": True, "temperature": 0.8, "top_k": 200, "top_p": 1.0}
 
 
-def save_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """A safetensors file written with the `safetensors` package, complete or absent."""
-    from safetensors.numpy import save_file
-    tmp = path.with_name(".tmp-" + path.name)
-    try:
-        save_file({n: np.ascontiguousarray(t) for n, t in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_folder(out: Path, cfg: LlamaConfig, weights: dict, tok, tok_files: dict[str, bytes], step: int) -> None:
     """The model part of a checkpoint: every file a Hugging Face loader reads."""
     out.mkdir(parents=True, exist_ok=True)
     tensors = {n: w for n, w in weights.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
-    save_tensors(out / "model.safetensors", tensors, {"format": "pt", "step": str(step)})
+    save_safetensors(out / "model.safetensors", tensors, "F32", {"format": "pt", "step": str(step)})
     for name, data in tok_files.items():
         write_atomic(out / name, data)
     write_atomic(out / "generation_config.json", json.dumps(generation_config(cfg, tok), indent=1).encode())

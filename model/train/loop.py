@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bpe.files import write_atomic
+from files.atomic import write_atomic
+from files.safetensors import save_safetensors
+
 from ..config import LlamaConfig
 from ..llama import Llama
 from ..sampling import sample
 from .data import Split, batch
-from .export import save_tensors, write_folder
+from .export import write_folder
 from .grads import forward_loss, loss_and_grads
 from .optim import AdamW, clip_grad_norm, lr_at
 from .recipe import Settings
@@ -86,7 +88,7 @@ def save_checkpoint(run: Run) -> None:
     """The whole state at run.step; trainer_state.json last (its presence means complete)."""
     write_folder(run.out, run.cfg, run.weights, run.tok, run.tok_files, run.step)
     moments = {f"m.{n}": m for n, m in run.opt.m.items()} | {f"v.{n}": v for n, v in run.opt.v.items()}
-    save_tensors(run.out / "optimizer.safetensors", moments, {"step": str(run.step), "t": str(run.opt.t)})
+    save_safetensors(run.out / "optimizer.safetensors", moments, "F32", {"step": str(run.step), "t": str(run.opt.t)})
     state = {"format": FORMAT, "step": run.step, "adam_t": run.opt.t, "settings": run.settings.as_dict(),
              "rng": run.rng.bit_generator.state, **run.extra}
     write_atomic(run.out / STATE, json.dumps(state, indent=1).encode())

@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from bpe.files import write_atomic
+from files.atomic import write_atomic
 
 BLUE, ORANGE, GREY = (0, 114, 178), (230, 159, 0), (200, 200, 200)   # Okabe-Ito: safe for colour blindness
 
