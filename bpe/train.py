@@ -52,7 +52,7 @@ def read_blocks(paths, block_bytes: int = BLOCK_BYTES):
 def count_words(paths, split_words, *, progress: bool = False) -> Counter:
     """Stream the files once and count the words `split_words(line)` gives; all cores on large inputs."""
     total = sum(os.path.getsize(p) for p in paths)
-    bar = Progress("counting words", total, enabled=progress and total > BLOCK_BYTES)
+    bar = ProgressBar("counting words", total, enabled=progress and total > BLOCK_BYTES)
     counts: Counter = Counter()
     if total > PARALLEL_BYTES and (os.cpu_count() or 1) > 1:
         workers = os.cpu_count() or 1
@@ -81,7 +81,7 @@ def _count_block(lines, split_words) -> Counter:
     return counts
 
 
-class Progress:
+class ProgressBar:
     """A minimal progress bar on stderr (only when enabled and stderr is a terminal or forced)."""
 
     def __init__(self, label: str, total: int, enabled: bool = True):
@@ -195,7 +195,7 @@ def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0
             return False
         return script_a is None or script_b is None or script_a == script_b
 
-    bar = Progress("merging", budget, enabled=progress and budget > 500)
+    bar = ProgressBar("merging", budget, enabled=progress and budget > 500)
 
     def tick(a, b, new, count):
         if on_merge:

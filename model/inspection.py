@@ -12,7 +12,7 @@ import numpy as np
 
 from bpe.pipeline import to_byte_chars
 
-from .layers import softmax
+from .attention import softmax
 
 SHADES = " .:-=+*#%@"  # text heatmap, light to dark
 

@@ -1,5 +1,5 @@
 """Looking inside one forward pass over a whole sequence: the logit lens, each layer's push on a
-token, and attention rows recomputed on demand (so a long text never stores [L, H, T, T]).
+token, and attention rows recomputed on demand by the forward itself (so a long text never stores [L, H, T, T]).
 
 The residual stream is x_0 = embedding, then x += attention_l(...) and x += mlp_l(...) for each
 layer l; the logits are rms_norm(x_final) @ W_head^T.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import apply_rope, attention_probs, linear, rms_norm
+from .layers import rms_norm
 
 
 @dataclass
@@ -71,19 +71,10 @@ def contributions(model, tr: SequenceTrace, position: int, token: int) -> dict:
 def attention_rows(model, tr: SequenceTrace, query: int) -> np.ndarray:
     """Every layer's and head's attention from position `query` over positions 0..query   -> [L, H, query + 1].
 
-    Recomputed from the stored residual stream with the forward's own functions (rms_norm, linear,
-    apply_rope, attention_probs), so it equals what the forward pass used.
+    Recomputed by running the model's own forward (the block) over the first query + 1 tokens, so it
+    is what the forward pass used, and a long text never stores [L, H, T, T].
     """
-    cfg, w = model.cfg, model.w
-    E, S = cfg.head_dim, query + 1
-    cos, sin = model.cos[:S], model.sin[:S]
-    rows = []
-    for l in range(cfg.num_hidden_layers):
-        p = f"model.layers.{l}."
-        h = rms_norm(tr.resid[2 * l][:S], w[p + "input_layernorm.weight"], cfg.rms_norm_eps)     # [S, D]
-        q = linear(h[query:], w[p + "self_attn.q_proj.weight"], w.get(p + "self_attn.q_proj.bias"))  # [1, H*E]
-        k = linear(h, w[p + "self_attn.k_proj.weight"], w.get(p + "self_attn.k_proj.bias"))          # [S, K*E]
-        q = apply_rope(q.reshape(1, -1, E).transpose(1, 0, 2), cos[query:], sin[query:])            # [H, 1, E]
-        k = apply_rope(k.reshape(S, -1, E).transpose(1, 0, 2), cos, sin)                            # [K, S, E]
-        rows.append(attention_probs(q, k, query, cfg.window(l))[:, 0, :])                            # [H, S]
-    return np.stack(rows)
+    trace: dict = {}
+    model.new_cache(query + 1)
+    model.forward(tr.ids[:query + 1], trace=trace)
+    return np.stack(trace["attention"])                                            # [L, H, query + 1]

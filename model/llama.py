@@ -1,27 +1,112 @@
-"""The Llama model (TinyLlama-1.1B): weights, the KV cache, and the forward pass.
+"""The Llama model: its block (forward and backward), and the model (weights, KV cache, forward pass).
 
-    tokens -> embedding -> L x [ x += attention(rms_norm(x)); x += swiglu(rms_norm(x)) ]
-           -> rms_norm -> lm_head -> logits
+    tokens -> embedding -> L x block -> rms_norm -> lm_head -> logits
+    block:  x2 = x + o_proj(attention(rope(q), rope(k), v)),  q|k|v = rms_norm(x) W_qkv^T
+            y  = x2 + swiglu(rms_norm(x2))
 
-`forward` runs T new tokens at positions start..start+T-1, writing their keys and values into
-the preallocated cache, and returns logits for the last position only (prefill and decode
-are the same call with T > 1 and T = 1).
+`block` is the one transformer block. Inference (prefill and decode, with the KV cache), training
+(model/train/grads.py, keeping what `block_backward` reads) and the lens (model/lens.py, the
+residual stream and attention rows) all run it. Shapes use the letters of model/config.py.
 
-Decoding reads every weight once per token, so its speed is the memory's: few, large matrix
-calls matter more than anything else. At load, each layer's q, k and v projections become one
-matrix [(H + 2K) E, D] and gate and up one [2F, D] (the names in `w` stay, as views into them),
-rotary embeddings turn q and k in one call, and a small o_proj reads on into zero rows so that
-OpenBLAS gives it both cores (formats/weights.py o_pad_rows).
+`Llama.forward` runs T new tokens at positions start..start+T-1, writing their keys and values
+into the preallocated cache, and returns logits for the last position only (prefill and decode
+are the same call with T > 1 and T = 1). How the weights lie in memory for speed (q|k|v and
+gate|up as single matrices, o_proj's zero rows) is model/speed.py's business, not this file's.
 """
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .config import DTYPE, LlamaConfig
-from .layers import apply_rope, attention, attention_probs, gated_mlp, linear, rms_norm, rope_tables, times_t
-from .rope import model_frequencies
+from .attention import attention, attention_backward, attention_probs
+from .config import LlamaConfig
 from .formats.weights import load_checkpoint
-from .speed import LAYER_ORDER, _back_to_back, _span, fused_layout, layer_arena, lazy_zeros, o_pad_rows
+from .layers import embedding, linear, linear_backward, rms_norm, rms_norm_backward, swiglu, swiglu_backward
+from .rope import apply_rope, apply_rope_backward, model_frequencies, rope_tables
+from .speed import fuse_layer, fused_layout, joined, lazy_zeros
+
+
+@dataclass
+class Layer:
+    """One block's weights as the block reads them (views of the HF-named arrays where they can be)."""
+    input_norm: np.ndarray              # [D]        input_layernorm
+    qkv: np.ndarray                     # [(H+2K)E, D]  q_proj | k_proj | v_proj, one matrix
+    qkv_bias: np.ndarray | None         # [(H+2K)E]  Qwen2
+    o_proj: np.ndarray                  # [D, H*E]
+    o_bias: np.ndarray | None           # [D]
+    post_norm: np.ndarray               # [D]        post_attention_layernorm
+    gate_up: np.ndarray                 # [2F, D]    gate_proj | up_proj, one matrix
+    down: np.ndarray                    # [D, F]     down_proj
+    window: int | None                  # the sliding attention window (Mistral), or None
+    o_padded: np.ndarray | None = None  # o_proj with zero rows after it, for decoding (model/speed.py)
+
+    @classmethod
+    def of(cls, cfg: LlamaConfig, w: dict, i: int, fused: dict | None = None) -> "Layer":
+        """Layer i of HF-named weights; q|k|v and gate|up joined (views when they lie back to back)."""
+        p = f"model.layers.{i}."
+        fused = fused or {"qkv": joined([w[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]),
+                          "gate_up": joined([w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]])}
+        qkv_bias = np.concatenate([w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"]) if cfg.qkv_bias else None
+        return cls(w[p + "input_layernorm.weight"], fused["qkv"], qkv_bias, w[p + "self_attn.o_proj.weight"],
+                   w.get(p + "self_attn.o_proj.bias") if cfg.o_bias else None, w[p + "post_attention_layernorm.weight"],
+                   fused["gate_up"], w[p + "mlp.down_proj.weight"], cfg.window(i), fused.get("o_padded"))
+
+
+def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, *,
+          kv=None, start: int = 0, keep: dict | None = None) -> np.ndarray:
+    """One transformer block      x: [*B, T, D] -> [*B, T, D]
+
+    cos, sin: [T, E], the rotary tables of positions start..start+T-1. With `kv` (inference), a
+    function that stores the new keys and values in the cache and returns all S = start+T of them;
+    without (training), the T positions are the whole sequence. With `keep` (a dict), also every
+    activation block_backward reads (the lens reads `probs` and `x2` from it too).
+    """
+    H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
+    *B, T, D = x.shape
+    h1 = rms_norm(x, layer.input_norm, eps)                                   # [*B, T, D]
+    qkv = linear(h1, layer.qkv, layer.qkv_bias)                               # [*B, T, (H+2K)E]
+    heads = np.swapaxes(qkv.reshape(*B, T, H + 2 * K, E), -3, -2)             # [*B, H+2K, T, E]
+    qk = apply_rope(heads[..., :H + K, :, :], cos, sin)                       # [*B, H+K, T, E] q and k turned
+    q, k, v = qk[..., :H, :, :], qk[..., H:, :, :], heads[..., H + K:, :, :]  # [*B, H | K | K, T, E]
+    if kv is not None:
+        k, v = kv(k, v)                                                       # [K, S, E]: the past and the new
+    probs = attention_probs(q, k, start, layer.window)                        # [*B, H, T, S]
+    out = np.swapaxes(attention(probs, v), -3, -2).reshape(*B, T, H * E)      # [*B, H, T, E] -> [*B, T, H*E]
+    x2 = x + linear(out, layer.o_proj, layer.o_bias, padded=layer.o_padded)   # [*B, T, D]
+    h2 = rms_norm(x2, layer.post_norm, eps)                                   # [*B, T, D]
+    mlp = {} if keep is not None else None
+    y = x2 + swiglu(h2, layer.gate_up, layer.down, mlp)                       # [*B, T, D]
+    if keep is not None:
+        keep.update(x=x, h1=h1, q=q, k=k, v=v, probs=probs, out=out, x2=x2, h2=h2, **mlp)
+    return y
+
+
+def block_backward(cfg: LlamaConfig, layer: Layer, dy: np.ndarray, keep: dict, cos, sin) -> tuple[np.ndarray, dict]:
+    """dL/dx of one block from dL/dy [*B, T, D], and dL/d(its weights) by the names of Layer.
+
+    Each line undoes one line of `block`, last first, from what `keep` holds; q|k|v and gate|up
+    get one gradient each (the three and two matrices are their row blocks).
+    """
+    H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
+    *B, T, D = dy.shape
+    flat = lambda a: a.reshape(-1, a.shape[-1])                                # noqa: E731  [*B, T, X] -> [N, X]
+    g = {}
+    # y = x2 + down(silu(g) . u),  [g | u] = h2 W_gate_up^T,  h2 = rms_norm(x2)
+    dm, g["down"], _ = linear_backward(flat(dy), flat(keep["m"]), layer.down)             # [N, F]
+    dgate, dup = swiglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["sig"]))  # [N, F] each
+    dh2, g["gate_up"], _ = linear_backward(np.concatenate([dgate, dup], axis=-1), flat(keep["h2"]), layer.gate_up)
+    dn, g["post_norm"] = rms_norm_backward(dh2, flat(keep["x2"]), layer.post_norm, eps)
+    dx2 = flat(dy) + dn                                                                   # the residual adds
+    # x2 = x + o_proj(out),  out = attention(probs, v),  probs = attention_probs(rope(q), rope(k))
+    dout, g["o_proj"], g["o_bias"] = linear_backward(dx2, flat(keep["out"]), layer.o_proj, bias=layer.o_bias is not None)
+    dout = np.swapaxes(dout.reshape(*B, T, H, E), -3, -2)                                 # [*B, H, T, E]
+    dq, dk, dv = attention_backward(dout, keep["probs"], keep["q"], keep["k"], keep["v"])
+    dheads = np.concatenate([apply_rope_backward(dq, cos, sin), apply_rope_backward(dk, cos, sin), dv], axis=-3)
+    dqkv = np.swapaxes(dheads, -3, -2).reshape(-1, (H + 2 * K) * E)                       # [N, (H+2K)E]
+    # q|k|v = h1 W_qkv^T (+ b),  h1 = rms_norm(x)
+    dh1, g["qkv"], g["qkv_bias"] = linear_backward(dqkv, flat(keep["h1"]), layer.qkv, bias=layer.qkv_bias is not None)
+    dn, g["input_norm"] = rms_norm_backward(dh1, flat(keep["x"]), layer.input_norm, eps)
+    return (dx2 + dn).reshape(dy.shape), g
 
 
 class Llama:
@@ -36,35 +121,7 @@ class Llama:
         self.cos = self.sin = np.zeros((0, cfg.head_dim), np.float32)  # [P, E], grown as positions are used
         self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
         self.length = 0                     # positions already in the cache
-        self.layers = [self._fuse(i) for i in range(cfg.num_hidden_layers)]
-
-    def _fuse(self, i: int) -> tuple:
-        """Layer i's weights in the order forward reads them, with q|k|v and gate|up as single matrices.
-
-        subtle: the loaders put a layer's matrices back to back in one buffer, in reading order (q|k|v,
-        o, gate|up, down; formats/weights.py fused_layout), so the memory streams on from one call into
-        the next and q|k|v is a view, not a copy. Weights that arrive otherwise (built in memory) are
-        copied into such a buffer once; each HF name in `w` stays, as a view of its rows.
-        """
-        w, p = self.w, f"model.layers.{i}."
-        names = [p + n for n in LAYER_ORDER]
-        parts = [w[n] for n in names]
-        pad, o_at = o_pad_rows(self.cfg), LAYER_ORDER.index("self_attn.o_proj.weight")  # zero rows after o
-        if not _back_to_back(parts, {o_at: pad * parts[o_at].strides[0]}):
-            arena = layer_arena(self.cfg, i)                       # on huge pages: the streams run on
-            for n, x in zip(names, parts):
-                arena[n][...] = x
-            w.update(arena)
-            parts = [w[n] for n in names]
-        q, k, v, o, gate, up, down = parts
-        qkv = _span(q, len(q) + len(k) + len(v))                   # [(H+2K)E, D]
-        o_wide = _span(o, len(o) + pad)                             # [D + pad, H*E], decode's o_proj call
-        gate_up = _span(gate, len(gate) + len(up))                  # [2F, D]
-        qkv_b = None
-        if self.cfg.qkv_bias:
-            qkv_b = np.concatenate([w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"])   # [(H+2K)E]
-        return (w[p + "input_layernorm.weight"], qkv, qkv_b, o, o_wide, w.get(p + "self_attn.o_proj.bias"),
-                w[p + "post_attention_layernorm.weight"], gate_up, down, self.cfg.window(i))
+        self.layers = [Layer.of(cfg, weights, i, fuse_layer(cfg, weights, i)) for i in range(cfg.num_hidden_layers)]
 
     @classmethod
     def load(cls, folder) -> "Llama":
@@ -81,6 +138,14 @@ class Llama:
         self.cache_k = lazy_zeros(shape)
         self.cache_v = lazy_zeros(shape)
         self.length = 0
+
+    def rotary(self, start: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """cos, sin [T, E] of positions start..start+T-1 (the tables grow by doubling, never the whole context)."""
+        S = start + T
+        if S > len(self.cos):
+            grow = min(max(S, 2 * len(self.cos), 256), self.cfg.max_position_embeddings)
+            self.cos, self.sin = rope_tables(self.cfg.head_dim, grow, self.cfg.rope_theta, inv_freq=self.inv_freq)
+        return self.cos[start:S], self.sin[start:S]
 
     def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None) -> np.ndarray:
         """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions.
@@ -99,39 +164,26 @@ class Llama:
                              f"({0 if self.cache_k is None else self.cache_k.shape[2]}); call new_cache")
         if T == 0 or tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
             raise ValueError(f"token ids must be in 0..{cfg.vocab_size - 1}")
-        H, K, E = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         S = start + T
-        if S > len(self.cos):  # rotary tables for the positions in use (doubling), not the whole context
-            grow = min(max(S, 2 * len(self.cos), 256), cfg.max_position_embeddings)
-            self.cos, self.sin = rope_tables(cfg.head_dim, grow, cfg.rope_theta, inv_freq=self.inv_freq)
-        cos, sin = self.cos[start:start + T], self.sin[start:start + T]  # [T, E]
-
-        x = self.embed_tokens[tokens]                                    # [T] -> [T, D]
+        cos, sin = self.rotary(start, T)                                  # [T, E]
+        x = embedding(self.embed_tokens, tokens)                          # [T] -> [T, D]
         residual = trace.get("residual") if trace is not None else None
         if trace is not None:
             trace["attention"], trace["norms"] = [], [float(np.linalg.norm(x[-1]))]
         if residual is not None:
             residual.append(x)
-        eps, QK = cfg.rms_norm_eps, (H + K) * E
-        for i, (in_norm, qkv_w, qkv_b, o_w, o_wide, o_b, post_norm, gate_up, down, window) in enumerate(self.layers):
-            h = rms_norm(x, in_norm, eps)                                         # [T, D]
-            qkv = linear(h, qkv_w, qkv_b)                                         # [T, (H+2K)E]
-            qk = apply_rope(qkv[:, :QK].reshape(T, H + K, E).transpose(1, 0, 2), cos, sin)  # [H+K, T, E]
-            self.cache_k[i, :, start:S] = qk[H:]
-            self.cache_v[i, :, start:S] = qkv[:, QK:].reshape(T, K, E).transpose(1, 0, 2)
-            probs = attention_probs(qk[:H], self.cache_k[i, :, :S], start, window)          # [H, T, S]
-            out = attention(probs, self.cache_v[i, :, :S])                                  # [H, T, E]
-            o = times_t(out.transpose(1, 0, 2).reshape(T, H * E), o_w if T > 1 else o_wide)[:, :len(o_w)]
-            x = x + (o if o_b is None else o + o_b)                                         # [T, D]
-            if residual is not None:
-                residual.append(x)
-            x = x + gated_mlp(rms_norm(x, post_norm, eps), gate_up, down)                   # [T, D]
-            if residual is not None:
-                residual.append(x)
+        for i, layer in enumerate(self.layers):
+            def kv(k, v, i=i):                                            # the cache: [K, T, E] in, [K, S, E] out
+                self.cache_k[i, :, start:S], self.cache_v[i, :, start:S] = k, v
+                return self.cache_k[i, :, :S], self.cache_v[i, :, :S]
+            keep = {} if trace is not None else None
+            x = block(cfg, layer, x, cos, sin, kv=kv, start=start, keep=keep)  # [T, D]
             if trace is not None:
-                trace["attention"].append(probs[:, -1, :])  # [H, S]
+                trace["attention"].append(keep["probs"][:, -1, :])          # [H, S]
                 trace["norms"].append(float(np.linalg.norm(x[-1])))
+            if residual is not None:
+                residual += [keep["x2"], x]                                 # after attention, after the MLP
         self.length = S
         x = x if all_logits else x[-1:]
-        logits = times_t(rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
+        logits = linear(rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
         return logits if all_logits else logits[0]

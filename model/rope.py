@@ -13,6 +13,8 @@ run on a longer one slow the turning down ("rope scaling"), each family its own 
   GGUF     llama.cpp stores Llama-3's result as a tensor `rope_freqs` of per-frequency divisors
 All in float32, computed the way transformers does, so positions far along agree bit for bit.
 """
+import functools
+
 import numpy as np
 
 SCALING_TYPES = ("linear", "llama3", "dynamic")
@@ -71,3 +73,45 @@ def model_frequencies(cfg) -> np.ndarray:
     if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
         return inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32)
     return scaled_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+
+
+def rope_tables(head_dim: int, max_positions: int, theta: float, scaling: dict | None = None,
+                inv_freq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin of angle[p, i] = p * theta^(-2i/E), i < E/2, repeated for both halves -> [P, E] each.
+
+    With `scaling` (config.rope_scaling) or explicit `inv_freq`, the frequencies are first
+    stretched as the model family does it (above). Float32, as Hugging Face computes it.
+    """
+    if inv_freq is None:
+        inv_freq = scaled_frequencies(head_dim, theta, scaling)  # [E/2]
+    return cos_sin(inv_freq, max_positions)
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """x * cos + rotate_half(x) * sin, rotate_half([a, b]) = [-b, a]    x: [..., T, E], cos/sin: [T, E]
+
+    The half-rotation layout of Hugging Face checkpoints: dimension i pairs with i + E/2.
+    rotate_half is one gather ([b, a]) and one negation in place: no concatenation.
+    """
+    half = x.shape[-1] // 2
+    rotated = x[..., _halves_swapped(x.shape[-1])]          # [..., T, E]: [b, a]
+    np.negative(rotated[..., :half], out=rotated[..., :half])  # [-b, a]
+    rotated *= sin
+    out = x * cos
+    out += rotated
+    return out
+
+
+def apply_rope_backward(dy: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """y = x cos + R x sin, R [a, b] = [-b, a]  =>  dx = dy cos + R^T (dy sin) = dy cos - R (dy sin)
+
+    A rotation's transpose is the rotation back: apply_rope by the angle's negative (-sin).
+    dy: [..., T, E], cos/sin: [T, E] -> dx [..., T, E].
+    """
+    return apply_rope(dy, cos, -sin)
+
+
+@functools.cache
+def _halves_swapped(E: int) -> np.ndarray:
+    """The index [E/2, ..., E-1, 0, ..., E/2-1], made once per head size."""
+    return np.r_[E // 2:E, 0:E // 2]

@@ -12,7 +12,7 @@ from .generate import Stats, generate
 
 
 @dataclass(frozen=True)
-class Settings:
+class GenerationSettings:
     """How to generate: the length limit and the sampling values."""
     max_new_tokens: int = 256
     temperature: float = 0.7
@@ -30,7 +30,7 @@ def stop_ids(model, tok) -> set[int]:
     return {i for i in ids if i is not None and i >= 0}
 
 
-def stream(model, tok, prompt_ids: list[int], settings: Settings, rng, stats: Stats, write, *,
+def stream(model, tok, prompt_ids: list[int], settings: GenerationSettings, rng, stats: Stats, write, *,
            reuse: int = 0, continuation: bool = False) -> tuple[list[int], bool]:
     """Generate after `prompt_ids`, writing text as it becomes final; return (new ids, interrupted).
 
@@ -111,7 +111,7 @@ class NoEcho:
         return False
 
 
-def chat_loop(model, tok, encode, settings: Settings, rng, *, system: str | None = None,
+def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: str | None = None,
               load_s: float | None = None, read=input, write=None, err=None, quiet: bool = False) -> int:
     """A multi-turn chat: read a line, answer it, repeat until Ctrl-D (or end of input).
 

@@ -173,7 +173,9 @@ def times_t(x: np.ndarray, weight: np.ndarray, padded: np.ndarray | None = None)
     of W first and costs ~4x one row's pass; (W x^T)^T costs ~2.5x. One row is a mat-vec either way,
     and reads on into `padded` (W with zero rows after it) when given, for OpenBLAS's two cores.
     """
-    if padded is not None and x.ndim == 2 and x.shape[0] == 1:
+    if x.ndim > 2:                                            # [B, T, I]: one product over all B*T rows
+        return times_t(x.reshape(-1, x.shape[-1]), weight).reshape(*x.shape[:-1], len(weight))
+    if padded is not None and x.shape[0] == 1:
         return (x @ padded.T)[:, :len(weight)]
     if 1 < x.shape[0] <= SMALL_T and x.ndim == 2:
         return (weight @ x.T).T

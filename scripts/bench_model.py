@@ -276,8 +276,7 @@ def write_q4_k_m(path: Path) -> Path:
         return path
     import gguf
     from gguf import GGMLQuantizationType as Q
-    sys.path.insert(0, str(ROOT / "tests"))
-    from gguf_checkpoints import encode_tensor, gguf_name
+    from testkit.gguf_checkpoints import encode_tensor, gguf_name
     cfg = LlamaConfig.from_dict(TINYLLAMA)
     rng = np.random.default_rng(0)
     writer = gguf.GGUFWriter(str(path) + ".tmp", "llama")

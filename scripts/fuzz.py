@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fuzz every model-file reader with mutated files (tests/fuzzing.py does the work).
+"""Fuzz every model-file reader with mutated files (testkit/fuzzing.py does the work).
 
   python scripts/fuzz.py --cases 10000 --seed 1 [--format gguf ...] [--keep DIR]
 
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from bpe.cli import Parser  # noqa: E402
 
@@ -22,7 +22,7 @@ from bpe.cli import Parser  # noqa: E402
 def main(argv=None) -> int:
     """Parse the options, run the cases, print the figures."""
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from fuzzing import FORMATS
+    from testkit.fuzzing import FORMATS
     p.add_argument("--cases", type=int, default=1000, help="how many mutated files to try (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed: the same seed tries the same files (default 1)")
     p.add_argument("--format", action="append", choices=FORMATS, metavar="NAME",
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         p.error(f"--cases must be a positive integer, got {args.cases}")
     if not (Path(args.fixtures) / "tok512.model").is_file():
         p.error(f"--fixtures {args.fixtures}: no tok512.model there")
-    from fuzzing import fuzz
+    from testkit.fuzzing import fuzz
     try:
         workdir = Path(args.keep or tempfile.mkdtemp(prefix="fuzz-"))
         workdir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from model.formats.hub import DEFAULT_REPO  # noqa: E402
 from model.inspection import inspect_run  # noqa: E402
 from model.formats.loader import load  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
-from model.session import Settings, chat_loop, stream, write_flush  # noqa: E402
+from model.session import GenerationSettings, chat_loop, stream, write_flush  # noqa: E402
 
 CARD_DEFAULTS = {"temperature": 0.7, "top_k": 50, "top_p": 0.95}  # TinyLlama-Chat's model card
 
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         sampling_values(args, loaded.defaults)
         model, tok = loaded.model, loaded.tokenizer
         rng = np.random.default_rng(args.seed)
-        settings = Settings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+        settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
                             drafter=make_drafter(args.speculate, loaded), draft_tokens=args.draft_tokens)
         if args.chat and isinstance(loaded.chat, NoChat):
             loaded.chat.render([])   # a model that cannot chat says so before anything runs

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bpe.cli import Parser  # noqa: E402
 from model.train.loop import Diverged, Interrupted, train  # noqa: E402
-from model.train.recipe import PRESETS, Settings, count_parameters  # noqa: E402
+from model.train.recipe import PRESETS, TrainSettings, count_parameters  # noqa: E402
 from model.train.runs import new_run, resume  # noqa: E402
 
 HELP = {
@@ -46,8 +46,8 @@ def parse_args(argv):
     p.add_argument("--init", metavar="SPEC", help="fine-tune this model (any --model spec of generate.py)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier run")
-    defaults = Settings()
-    for f in fields(Settings):
+    defaults = TrainSettings()
+    for f in fields(TrainSettings):
         p.add_argument("--" + f.name.replace("_", "-"), type=f.type, metavar="N" if f.type is int else None,
                        help=f"{HELP[f.name]} (preset: {getattr(defaults, f.name)})")
     args = p.parse_args(argv)
@@ -65,7 +65,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     """Start (or resume) the run, train it, and say where it is."""
     args = parse_args(argv)
-    given = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainSettings)}
     run = None
     try:
         if args.resume:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write tests/golden/*.npz: what transformers.LlamaForCausalLM computes on our test checkpoints.
 
-Run after changing tests/checkpoints.py:  python tests/make_golden.py   (needs torch + transformers).
+Run after changing testkit/checkpoints.py:  python tests/make_golden.py   (needs torch + transformers).
 The reference model is the checkpoint as reloaded from disk in float32 (never converted in
 memory with .to(bfloat16), which would also round the rotary inv_freq buffer).
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
+sys.path[:0] = [str(HERE.parent)]
 
-from checkpoints import CONFIGS, prompts, write_checkpoint  # noqa: E402
+from testkit.checkpoints import CONFIGS, prompts, write_checkpoint  # noqa: E402
 
 GREEDY_STEPS = 32
 
@@ -98,7 +98,7 @@ def main() -> None:
     one per GGUF variant, and the real SmolLM2's when it is installed."""
     force = "--force" in sys.argv
     import json
-    from gguf_checkpoints import VARIANTS, write_gguf
+    from testkit.gguf_checkpoints import VARIANTS, write_gguf
     from model.formats.smollm2 import smollm2_gguf
     (HERE / "golden").mkdir(exist_ok=True)
     for name in CONFIGS:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, smollm2_gguf_path
-from servers import running_server
+from testkit.servers import running_server
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("starlette")

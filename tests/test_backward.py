@@ -1,13 +1,15 @@
-"""Every backward in model/train/backward.py, and the whole model's gradients, against central
+"""Every backward (beside its forward in model/layers.py, attention.py, rope.py, loss.py, llama.py), and the
+whole model's gradients, against central
 finite differences in float64 (hand-derivable: no oracle library needed)."""
 import numpy as np
 import pytest
 
 from model.config import LlamaConfig
-from model.layers import apply_rope, attention, attention_probs, linear, rms_norm, rope_tables, silu
+from model.attention import attention, attention_backward, attention_probs
+from model.layers import embedding_backward, linear, linear_backward, rms_norm, rms_norm_backward, swiglu_backward
+from model.loss import cross_entropy, cross_entropy_backward
+from model.rope import apply_rope, apply_rope_backward, rope_tables
 from model.train import loss_and_grads
-from model.train.backward import (apply_rope_backward, attention_backward, cross_entropy, cross_entropy_backward,
-                                  embedding_backward, linear_backward, rms_norm_backward, swiglu_backward)
 from model.train.grads import forward_loss
 
 rng = np.random.default_rng(0)
@@ -71,7 +73,7 @@ def test_attention_gqa_sums_over_shared_heads(H, K, window):
 
 def test_swiglu_inner_product():
     g, u, R = r(4, 6), r(4, 6), r(4, 6)
-    loss = lambda: float(np.sum(silu(g) * u * R))  # noqa: E731
+    loss = lambda: float(np.sum(g / (1 + np.exp(-g)) * u * R))  # noqa: E731  silu(g) . u
     dg, du = swiglu_backward(R, g, u, 1 / (1 + np.exp(-g)))
     close(dg, numeric_grad(loss, g)), close(du, numeric_grad(loss, u))
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from files.gguf import GGUFError, GGUFFile
 
 from conftest import FIXTURES, fixture_path
-from fuzzing import fuzz, project_errors, run_case
+from testkit.fuzzing import fuzz, project_errors, run_case
 
 pytest.importorskip("gguf")
 LIMIT = 64 << 20  # the child may grow by this much at most: far below what the lies in these files claim

@@ -14,7 +14,7 @@ from model.llama import Llama
 from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
 from model.formats.weights import load_tensors, read_header
 
-from checkpoints import config_dict, write_checkpoint
+from testkit.checkpoints import config_dict, write_checkpoint
 from conftest import ROOT, assert_clean_error
 
 spm = pytest.importorskip("sentencepiece")

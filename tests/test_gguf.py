@@ -16,8 +16,8 @@ from files.quants import TYPES, dequantize
 from conftest import ROOT, assert_clean_error, smollm2_gguf_path
 
 gguf = pytest.importorskip("gguf")
-from checkpoints import greedy  # noqa: E402
-from gguf_checkpoints import VARIANTS, write_gguf  # noqa: E402
+from testkit.checkpoints import greedy  # noqa: E402
+from testkit.gguf_checkpoints import VARIANTS, write_gguf  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -200,8 +200,8 @@ def test_unsupported_architecture_and_type_are_named(tmp_path):
 # --- the family, converted to GGUF as llama.cpp lays each architecture out -----------------------
 @pytest.mark.parametrize("name", ["llama3", "linear", "dynamic", "qwen2", "mistral", "headdim"])
 def test_family_as_gguf_gives_the_same_text(tmp_path, name):
-    from checkpoints import write_checkpoint
-    from gguf_checkpoints import convert_checkpoint
+    from testkit.checkpoints import write_checkpoint
+    from testkit.gguf_checkpoints import convert_checkpoint
     folder = write_checkpoint(tmp_path / name, name)
     gold = dict(np.load(GOLDEN / f"{name}.npz"))
     loaded = load(str(convert_checkpoint(folder, name, tmp_path)))

@@ -10,10 +10,10 @@ import pytest
 from bpe import SentencePieceTokenizer
 from bpe.cli import render_tokens
 from model.inspection import cosine_neighbours, inspect_run, load_embeddings, resolve_token, top_tokens, write_png
-from model.layers import softmax
+from model.attention import softmax
 from model.llama import Llama
 
-from checkpoints import write_checkpoint
+from testkit.checkpoints import write_checkpoint
 from conftest import ROOT
 
 

@@ -12,7 +12,7 @@ from model.formats.loader import load
 from model.lens import attention_rows, contributions, logit_lens, trace_sequence
 from model.llama import Llama
 
-from checkpoints import write_checkpoint
+from testkit.checkpoints import write_checkpoint
 from conftest import fixture_path, smollm2_gguf_path, smollm2_tokenizer_json
 
 TEXT = st.lists(st.sampled_from(list("abcdefghijklmnop qrstuvwxyz  \n\téüß日本🎉0123456789<>|_.,'")

@@ -4,7 +4,7 @@ import pytest
 
 from model.llama import Llama
 
-from checkpoints import CONFIGS, greedy, write_checkpoint
+from testkit.checkpoints import CONFIGS, greedy, write_checkpoint
 from conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -45,9 +45,9 @@ def test_greedy_generation_matches_transformers(case):
 @pytest.mark.parametrize("source", ["memory", "checkpoint"])
 def test_small_o_proj_reads_on_into_zero_rows(tmp_path, source):
     """SmolLM2's attention width (o_proj 576 x 576) is below OpenBLAS's two-core size, so decode's o_proj
-    call reads on into zero rows (formats/weights.py o_pad_rows): the logits must not change."""
+    call reads on into zero rows (model/speed.py o_pad_rows): the logits must not change."""
     from model.config import LlamaConfig
-    from checkpoints import random_weights, save_safetensors
+    from testkit.checkpoints import random_weights, save_safetensors
     raw = dict(architectures=["LlamaForCausalLM"], model_type="llama", vocab_size=300, max_position_embeddings=64,
                rms_norm_eps=1e-5, rope_theta=10000.0, hidden_act="silu", hidden_size=576, intermediate_size=64,
                num_hidden_layers=2, num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
@@ -64,7 +64,7 @@ def test_small_o_proj_reads_on_into_zero_rows(tmp_path, source):
         (tmp_path / "config.json").write_text(__import__("json").dumps(raw))
         save_safetensors(tmp_path / "model.safetensors", weights, "F32")
         model = Llama.load(tmp_path)
-    o, o_wide = model.layers[0][3], model.layers[0][4]
+    o, o_wide = model.layers[0].o_proj, model.layers[0].o_padded
     assert o_wide.shape == (800, 576) and np.shares_memory(o, o_wide)    # 800 * 576 >= 460800: two cores
     assert not o_wide[576:].any()                                         # the rows read on are zeros
     for n, w in given.items():

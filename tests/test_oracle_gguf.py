@@ -7,7 +7,7 @@ import pytest
 
 from model.formats.loader import load
 
-from checkpoints import greedy
+from testkit.checkpoints import greedy
 from conftest import ROOT, smollm2_gguf_path
 
 pytestmark = pytest.mark.oracle
@@ -23,7 +23,7 @@ def oracle_installed():
 
 @pytest.fixture(scope="module", params=["q4km-sp", "legacy-sp", "mixed-bpe-tied"])
 def live(request, tmp_path_factory):
-    from gguf_checkpoints import write_gguf
+    from testkit.gguf_checkpoints import write_gguf
     from make_golden import reference_gguf
     path = write_gguf(tmp_path_factory.mktemp(request.param), request.param)
     return request.param, load(str(path)), reference_gguf(path)

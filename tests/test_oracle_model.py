@@ -9,7 +9,7 @@ import pytest
 from model.chat import encode_chat
 from model.llama import Llama
 
-from checkpoints import CONFIGS, greedy, write_checkpoint
+from testkit.checkpoints import CONFIGS, greedy, write_checkpoint
 from conftest import ROOT, fixture_path
 
 pytestmark = pytest.mark.oracle

@@ -5,7 +5,7 @@ import pytest
 
 from model.config import LlamaConfig
 
-from checkpoints import config_dict
+from testkit.checkpoints import config_dict
 
 pytestmark = pytest.mark.oracle
 torch = pytest.importorskip("torch")
@@ -89,8 +89,8 @@ def test_first_50_preset_steps_follow_pytorch():
     from model.train import loss_and_grads
     from model.train.export import config_json
     from model.train.optim import AdamW, clip_grad_norm, lr_at
-    from model.train.recipe import Settings, init_weights, new_config
-    s = Settings()
+    from model.train.recipe import TrainSettings, init_weights, new_config
+    s = TrainSettings()
     cfg = new_config(s, 65, None, None)
     ours = {n: w.astype(np.float64) for n, w in init_weights(cfg, np.random.default_rng(0)).items()}
     fields = {k: v for k, v in config_json(cfg).items() if k not in ("architectures", "torch_dtype")}

@@ -7,7 +7,7 @@ from model.chat import encode_chat
 from model.config import LlamaConfig
 from model.generate import Stats
 from model.llama import Llama
-from model.session import Settings, chat_loop, fit_conversation
+from model.session import GenerationSettings, chat_loop, fit_conversation
 from model.formats.weights import expected_shapes
 
 
@@ -43,7 +43,7 @@ class Script:
         return line
 
 
-def run_chat(model, tok, lines, *, settings=Settings(max_new_tokens=6, temperature=0), write=None, system=None):
+def run_chat(model, tok, lines, *, settings=GenerationSettings(max_new_tokens=6, temperature=0), write=None, system=None):
     seen, out, err = [], [], []
 
     def encode(messages):
@@ -107,7 +107,7 @@ def test_ctrl_c_and_empty_lines_at_the_prompt_do_not_end_the_chat(tok):
 def test_load_time_is_reported_once(tok):
     model = tiny_model(context=200)
     seen = []
-    chat_loop(model, tok, lambda m: encode_chat(tok, m), Settings(max_new_tokens=3, temperature=0),
+    chat_loop(model, tok, lambda m: encode_chat(tok, m), GenerationSettings(max_new_tokens=3, temperature=0),
               np.random.default_rng(0), load_s=1.5, read=Script(["a", "b"]), write=lambda s: None,
               err=type("E", (), {"write": lambda self, s: seen.append(s), "flush": lambda self: None})())
     assert "".join(seen).count("load time") == 1

@@ -16,7 +16,7 @@ from model.session import stop_ids
 from model.speculate import LookupDrafter, verify
 from model.train.recipe import init_weights
 
-from checkpoints import write_checkpoint
+from testkit.checkpoints import write_checkpoint
 from conftest import ROOT, assert_clean_error, smollm2_gguf_path
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from model.formats.loader import load
 from model.train.loop import train
-from model.train.recipe import Settings
+from model.train.recipe import TrainSettings
 from model.train.runs import new_run
 
 from conftest import ROOT, assert_clean_error, fixture_path
@@ -41,7 +41,7 @@ def corpus(tmp_path):
 
 
 def test_a_tiny_corpus_is_overfit_in_seconds(tmp_path, corpus):
-    settings = Settings(**TINY, steps=300, lr=1e-2, min_lr=1e-3, warmup=10, eval_every=1000, weight_decay=0.0)
+    settings = TrainSettings(**TINY, steps=300, lr=1e-2, min_lr=1e-3, warmup=10, eval_every=1000, weight_decay=0.0)
     run = new_run(corpus, tmp_path / "run", settings, notice=lambda m: None)
     t = time.perf_counter()
     final = train(run, evaluate_first=False)

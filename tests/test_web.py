@@ -12,7 +12,7 @@ import pytest
 from model.formats.loader import load
 
 from conftest import fixture_path, needed, smollm2_gguf_path
-from servers import running_server
+from testkit.servers import running_server
 
 starlette = pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402

@@ -9,7 +9,7 @@ Whatever the source, the result is the same four things: the model (our Llama), 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from files.json_file import JSONFileError, read_json as read_json_file
+from files.json_file import JSONFileError, read_json
 
 from bpe.files import load_tokenizer
 from bpe.gguf_vocab import tokenizer_from_gguf
@@ -84,7 +84,7 @@ def load_folder(folder: Path) -> Loaded:
     """A model from a Hugging Face-layout folder."""
     model = Llama.load(folder)
     tok = folder_tokenizer(folder)
-    settings = read_json(folder / "tokenizer_config.json")
+    settings = read_json_object(folder / "tokenizer_config.json")
     tokens = special_token_strings(tok)
     for name in ("bos_token", "eos_token"):
         text = _token_text(settings.get(name), folder / "tokenizer_config.json", name)
@@ -96,7 +96,7 @@ def load_folder(folder: Path) -> Loaded:
             setattr(tok, name.replace("_token", "_id"), i)
     if isinstance(settings.get("add_bos_token"), bool):
         tok.add_bos = settings["add_bos_token"] and tok.bos_id >= 0
-    generation = read_json(folder / "generation_config.json")
+    generation = read_json_object(folder / "generation_config.json")
     stops = set(tok.stop_ids) | _ids(model.cfg.eos_token_id) | _ids(generation.get("eos_token_id"))
     tok.stop_ids = {i for i in stops if 0 <= i < tok.vocab_size} | ({tok.eos_id} if tok.eos_id >= 0 else set())
     template = _chat_template(folder, settings)
@@ -129,12 +129,12 @@ def folder_tokenizer(folder: Path):
     raise ModelFileError(f"{folder} has neither tokenizer.model nor tokenizer.json")
 
 
-def read_json(path: Path) -> dict:
+def read_json_object(path: Path) -> dict:
     """A small JSON object file, {} when absent; ModelFileError naming the file when malformed."""
     if not path.exists():
         return {}
     try:
-        value = read_json_file(path, MAX_JSON)
+        value = read_json(path, MAX_JSON)
     except JSONFileError as e:
         raise ModelFileError(str(e)) from None
     if not isinstance(value, dict):

@@ -25,7 +25,7 @@ from .data import Split, batch
 from .export import write_folder
 from .grads import forward_loss, loss_and_grads
 from .optim import AdamW, clip_grad_norm, lr_at
-from .recipe import Settings
+from .recipe import TrainSettings
 
 STATE = "trainer_state.json"
 FORMAT = "tinyllama-from-scratch train v1"
@@ -40,9 +40,9 @@ class Interrupted(RuntimeError):
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """Everything a run holds: the model, its optimizer, the data, the batch generator, where it writes."""
-    settings: Settings
+    settings: TrainSettings
     cfg: LlamaConfig
     weights: dict
     opt: AdamW
@@ -57,7 +57,7 @@ class Run:
     made: list = field(default_factory=list)    # folders this run created (removed if it fails before a checkpoint)
 
 
-def evaluate(run: Run, split: Split, limit: int | None) -> dict:
+def evaluate(run: TrainingRun, split: Split, limit: int | None) -> dict:
     """Mean loss over non-overlapping windows of a split: nats per token and per character."""
     inputs, targets = split.windows(run.settings.context, limit)
     total, B = 0.0, run.settings.batch          # windows per forward: a training batch's worth of memory
@@ -69,7 +69,7 @@ def evaluate(run: Run, split: Split, limit: int | None) -> dict:
     return {"loss": per_token, "per_char": per_token / chars_per_token, "windows": len(inputs)}
 
 
-def sample_text(run: Run, n: int = 100) -> str:
+def sample_text(run: TrainingRun, n: int = 100) -> str:
     """n tokens sampled (temperature 0.8, top-k 200: nanoGPT's sample.py) after the validation split's first token."""
     model = Llama(run.cfg, run.weights)
     rng = np.random.default_rng([run.settings.seed, 2, run.step])   # its own stream: training never sees it
@@ -84,7 +84,7 @@ def sample_text(run: Run, n: int = 100) -> str:
     return run.tok.decode(ids)
 
 
-def save_checkpoint(run: Run) -> None:
+def save_checkpoint(run: TrainingRun) -> None:
     """The whole state at run.step; trainer_state.json last (its presence means complete)."""
     write_folder(run.out, run.cfg, run.weights, run.tok, run.tok_files, run.step)
     moments = {f"m.{n}": m for n, m in run.opt.m.items()} | {f"v.{n}": v for n, v in run.opt.v.items()}
@@ -94,7 +94,7 @@ def save_checkpoint(run: Run) -> None:
     write_atomic(run.out / STATE, json.dumps(state, indent=1).encode())
 
 
-def log_eval(run: Run, entry: dict) -> None:
+def log_eval(run: TrainingRun, entry: dict) -> None:
     """Append one evaluation to log.jsonl and redraw loss.png."""
     with open(run.out / "log.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
@@ -108,7 +108,7 @@ def clock(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-class Progress:
+class TrainingProgress:
     """One line on a terminal, redrawn each step; every 10% of the run as plain lines otherwise."""
 
     def __init__(self, total: int, stream=sys.stderr):
@@ -135,7 +135,7 @@ class Progress:
         self.stream.flush()
 
 
-def evaluation(run: Run, progress: Progress, elapsed: float, final: bool = False) -> dict:
+def evaluation(run: TrainingRun, progress: TrainingProgress, elapsed: float, final: bool = False) -> dict:
     """Train and validation loss (estimates, or the whole validation split at the end), a sample, logged."""
     limit = run.settings.eval_windows
     tr, va = evaluate(run, run.train, limit), evaluate(run, run.val, None if final else limit)
@@ -152,15 +152,15 @@ def evaluation(run: Run, progress: Progress, elapsed: float, final: bool = False
     return entry
 
 
-def schedule(s: Settings) -> dict:
+def schedule(s: TrainSettings) -> dict:
     """The learning-rate schedule's arguments."""
     return dict(lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, steps=s.steps)
 
 
-def train(run: Run, *, progress: Progress | None = None, evaluate_first: bool = True) -> dict:
+def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluate_first: bool = True) -> dict:
     """Train from run.step to settings.steps; raise Interrupted (Ctrl-C) or Diverged (NaN) after saving."""
     s = run.settings
-    progress = progress or Progress(s.steps)
+    progress = progress or TrainingProgress(s.steps)
     stop = []
     old = signal.signal(signal.SIGINT, lambda *_: stop.append(True)) if _main_thread() else None
     began, start = time.perf_counter(), run.step
@@ -199,7 +199,7 @@ def train(run: Run, *, progress: Progress | None = None, evaluate_first: bool = 
             signal.signal(signal.SIGINT, old)
 
 
-def last_saved(run: Run) -> int:
+def last_saved(run: TrainingRun) -> int:
     """The step of the checkpoint in the folder."""
     try:
         return json.loads((run.out / STATE).read_text())["step"]

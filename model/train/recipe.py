@@ -20,7 +20,7 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
+class TrainSettings:
     """Every number of a run; each is a command-line option of scripts/train_model.py."""
     steps: int = 2000
     batch: int = 12
@@ -44,11 +44,11 @@ class Settings:
     rms_norm_eps: float = 1e-5
     tokenizer: str = "char"
 
-    def with_options(self, **given) -> "Settings":
+    def with_options(self, **given) -> "TrainSettings":
         """These settings with the given options (None = not given) put over them, then checked."""
         return replace(self, **{k: v for k, v in given.items() if v is not None}).checked()
 
-    def checked(self) -> "Settings":
+    def checked(self) -> "TrainSettings":
         """The same settings, or SettingsError naming the first bad option."""
         for f in fields(self):
             value, name = getattr(self, f.name), "--" + f.name.replace("_", "-")
@@ -82,11 +82,11 @@ class Settings:
         return asdict(self)
 
 
-PRESETS = {"shakespeare-char": Settings()}
+PRESETS = {"shakespeare-char": TrainSettings()}
 SHAPE = ("layers", "dim", "heads", "kv_heads", "ffn", "context", "rope_theta", "rms_norm_eps", "tokenizer")
 
 
-def new_config(s: Settings, vocab_size: int, bos: int | None, eos: int | None) -> LlamaConfig:
+def new_config(s: TrainSettings, vocab_size: int, bos: int | None, eos: int | None) -> LlamaConfig:
     """The Llama config of a model trained from scratch with these settings (tied embeddings)."""
     return LlamaConfig(hidden_size=s.dim, intermediate_size=s.ffn, num_hidden_layers=s.layers,
                        num_attention_heads=s.heads, num_key_value_heads=s.kv_heads, head_dim=s.dim // s.heads,

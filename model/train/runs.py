@@ -13,9 +13,9 @@ from ..config import LlamaConfig
 from ..formats.weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
 from .export import ExportError, config_json, tokenizer_files
-from .loop import FORMAT, STATE, Run
+from .loop import FORMAT, STATE, TrainingRun
 from .optim import AdamW
-from .recipe import SHAPE, Settings, SettingsError, init_weights, new_config
+from .recipe import SHAPE, TrainSettings, SettingsError, init_weights, new_config
 
 RUN_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
              "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "loss.png", "chat_template.jinja"}
@@ -56,8 +56,8 @@ def fingerprint(ids: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(ids, np.int32).tobytes()).hexdigest()[:16]
 
 
-def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: bool = False,
-            notice=print) -> Run:
+def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, force: bool = False,
+            notice=print) -> TrainingRun:
     """Check everything, then build the run (its folder is made, empty, at the end)."""
     out = Path(out)
     settings = settings.checked()
@@ -93,11 +93,11 @@ def new_run(corpus, out, settings: Settings, *, init: str | None = None, force: 
     extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
     made = make_folder(out, force)
     opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
-    return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out,
+    return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out,
                np.random.default_rng([settings.seed, 1]), extra=extra, made=made)
 
 
-def from_init(spec: str, settings: Settings):
+def from_init(spec: str, settings: TrainSettings):
     """Fine-tuning: the model, tokenizer and architecture of an existing `--model` spec."""
     from ..formats.loader import load
     try:
@@ -128,7 +128,7 @@ def source_files(folder: Path) -> dict[str, bytes]:
     return out
 
 
-def resume(out, given: dict, corpus=None) -> Run:
+def resume(out, given: dict, corpus=None) -> TrainingRun:
     """The run saved in `out`, continued: the same settings, except options given that do not change
     the model's shape (a longer --steps, say)."""
     from bpe.files import load_tokenizer
@@ -137,7 +137,7 @@ def resume(out, given: dict, corpus=None) -> Run:
         state = json.loads((out / STATE).read_text(encoding="utf-8"))
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError("not a trainer_state.json of ours")
-        saved = Settings(**{f.name: state["settings"][f.name] for f in fields(Settings)})
+        saved = TrainSettings(**{f.name: state["settings"][f.name] for f in fields(TrainSettings)})
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RunError(f"--resume {out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
     for name in SHAPE:
@@ -171,7 +171,7 @@ def resume(out, given: dict, corpus=None) -> Run:
     rng.bit_generator.state = state["rng"]
     extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids", "train_s") if k in state}
     extra["corpus"] = str(Path(corpus).resolve())
-    return Run(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
+    return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
 
 
 __all__ = ["DataError", "RunError", "SettingsError", "new_run", "resume"]

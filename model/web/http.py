@@ -28,7 +28,7 @@ def error_response(e: HttpError) -> JSONResponse:
     return JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
 
 
-async def read_json(request) -> dict:
+async def read_body(request) -> dict:
     """The request's JSON object: 413 past MAX_BODY, 408 when it is slower than BODY_SECONDS, 400 when not JSON."""
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):

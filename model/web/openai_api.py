@@ -20,7 +20,7 @@ from starlette.routing import Route
 from bpe.trace import piece_bytes
 from ..generate import generate
 from ..session import stop_ids
-from .http import HttpError, field, internal_error, read_json
+from .http import HttpError, field, internal_error, read_body
 
 CHAT_FIELDS = {"model", "messages", "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "seed",
                "stop", "n", "stream", "stream_options", "logprobs", "top_logprobs", "user", "presence_penalty",
@@ -129,7 +129,7 @@ def sampling(s, data: dict, prompt_len: int) -> dict:
             "stops": stops}
 
 
-class Run:
+class Completion:
     """One generation, stepped by the model's thread: text pieces, their logprobs, the finish reason."""
 
     def __init__(self, s, ids: list[int], opts: dict, *, continuation: bool, top: int | None):
@@ -246,7 +246,7 @@ async def respond(request, s, data: dict, ids: list[int], *, chat: bool):
 
     if not stream:
         async with s.queue.turn():
-            run = await s.queue.run(Run, s, ids, opts, continuation=not chat, top=top)
+            run = await s.queue.run(Completion, s, ids, opts, continuation=not chat, top=top)
             parts = []
             while (piece := await s.queue.run(run.step)) is not None:
                 parts.append(piece)
@@ -275,7 +275,7 @@ async def respond(request, s, data: dict, ids: list[int], *, chat: bool):
                 body["usage"] = None
             return f"data: {json.dumps(body)}\n\n"
         try:
-            run = await s.queue.run(Run, s, ids, opts, continuation=not chat, top=top)
+            run = await s.queue.run(Completion, s, ids, opts, continuation=not chat, top=top)
             if chat:
                 yield chunk(None, None, None, first=True)
             while True:
@@ -296,7 +296,7 @@ async def respond(request, s, data: dict, ids: list[int], *, chat: bool):
 
 @api
 async def chat_completions(request, s):
-    data = await read_json(request)
+    data = await read_body(request)
     refuse_unknown(data, CHAT_FIELDS)
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -313,7 +313,7 @@ async def chat_completions(request, s):
 
 @api
 async def completions(request, s):
-    data = await read_json(request)
+    data = await read_body(request)
     refuse_unknown(data, COMPLETION_FIELDS)
     if field(data, "echo", bool, False):
         raise HttpError(400, "'echo' is not supported", param="echo")

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from bpe.trace import boundaries, describe_tokens, merge_trace
 from ..analysis import MAX_ANALYSED, Request, analyze, shapes
-from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_json
+from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_body
 
 STATIC = (Path(__file__).parent / "static").resolve()
 KEPT_ANALYSES = 8          # analyses kept for their detail routes (each holds a residual stream)
@@ -82,14 +82,14 @@ def prompt_ids(s: State, data: dict) -> tuple[list[int], str]:
 
 @route
 async def tokens(request, s: State):
-    ids, shown = prompt_ids(s, await read_json(request))
+    ids, shown = prompt_ids(s, await read_body(request))
     return JSONResponse({"tokens": describe_tokens(s.loaded.tokenizer, ids), "rendered": shown,
                          "made_by": "bpe: tok.encode (or model/chat.py ChatFormat.encode) -> ids [T]"})
 
 
 @route
 async def analyze_route(request, s: State):
-    data = await read_json(request)
+    data = await read_body(request)
     ids, shown = prompt_ids(s, data)
     req = Request(ids, max_new_tokens=field(data, "max_new_tokens", int, 32, low=0, high=MAX_NEW),
                   temperature=field(data, "temperature", float, 0.0, low=0, high=100),
@@ -143,7 +143,7 @@ async def lens_route(request, s: State):
 
 @route
 async def merges_route(request, s: State):
-    data = await read_json(request)
+    data = await read_body(request)
     text = field(data, "text", str, required=True)
     if not 0 < len(text) <= MAX_MERGE_TEXT:
         raise HttpError(400, f"'text' must have 1 to {MAX_MERGE_TEXT} characters")
@@ -157,7 +157,7 @@ async def merges_route(request, s: State):
 
 @route
 async def compare_route(request, s: State):
-    data = await read_json(request)
+    data = await read_body(request)
     text = field(data, "text", str, required=True)
     if len(text) > MAX_TEXT:
         raise HttpError(400, f"'text' has {len(text)} characters; at most {MAX_TEXT}")

@@ -7,7 +7,7 @@ The same variant and seed always give the same bytes, so golden files made by te
 """
 import numpy as np
 
-from checkpoints import random_weights
+from .checkpoints import random_weights
 from conftest import fixture_path, smollm2_gguf_path
 
 gguf = __import__("pytest").importorskip("gguf")
@@ -161,7 +161,7 @@ def convert_checkpoint(folder, name: str, out_dir):
     arch `qwen2` unpermuted with biases; `llama` (also Mistral) with q/k permuted; Llama-3 rope
     scaling as a rope_freqs tensor, linear as metadata. Mistral's window is written (llama.cpp's
     converter leaves it out)."""
-    from checkpoints import config_dict
+    from .checkpoints import config_dict
     from model.formats.weights import load_tensors
     cfg = config_dict(name)
     weights = load_tensors(folder / "model.safetensors")
