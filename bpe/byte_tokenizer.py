@@ -52,6 +52,10 @@ class ByteTokenizer(ByteLevelBPE):
         return "".join(f"{i}\t{json.dumps(self.bytes_of[i].decode('utf-8', errors='replace'), ensure_ascii=False)}\n"
                        for i in sorted(self.bytes_of))
 
+    def hf_files(self) -> dict[str, bytes]:
+        """{"tokenizer.json": our bytes-style BPE as HF tokenizers reads it}."""
+        return {"tokenizer.json": self.to_tokenizer_json().encode("utf-8")}
+
     def to_tokenizer_json(self) -> str:
         """The same tokenizer as a Hugging Face tokenizer.json (HF `tokenizers` encodes identically)."""
         spec = {

@@ -16,6 +16,7 @@ and reads them as UTF-8, one U+FFFD per invalid stretch, exactly where HF puts i
 import heapq
 
 from .added_tokens import AddedTokens
+from .interface import SpecialSettings
 from .pipeline import token_bytes
 from .stream import ByteStreamDecoder
 
@@ -24,17 +25,20 @@ CACHE_CHUNK = 64           # only chunks up to this many characters are cached .
 CACHE_CHARS = 8_000_000    # ... and the cache is cleared once it holds this many characters
 
 
-class ByteLevelBPE:
-    """A byte-level BPE tokenizer: vocabulary, ranked merges, and the steps around them."""
+class ByteLevelBPE(SpecialSettings):
+    """A byte-level BPE tokenizer: vocabulary, ranked merges, and the steps around them.
 
-    add_bos = False  # whether the model's own settings put BOS in front (set by loaders)
+    Built complete: `add_bos` (whether the model's own settings put BOS in front), `stop_ids`, and
+    for a GGUF's vocabulary `gguf_tables` (what bpe/gguf_vocab.py byte_level_json writes back out).
+    """
 
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], *, ranks: list[int] | None = None,
                  added: list = (),
                  normalizer=None, pre_tokenizer=None, byte_level: bool = True, ignore_merges: bool = False,
                  unk_token: str | None = None, fuse_unk: bool = False, prefix_ids=(), suffix_ids=(),
-                 source: str = "tokenizer"):
+                 source: str = "tokenizer", add_bos: bool = False, stop_ids=(), gguf_tables: tuple | None = None):
         self.source = source
+        self.add_bos, self.gguf_tables = add_bos, gguf_tables
         self.vocab = dict(vocab)
         self.normalizer = normalizer
         self.pre_tokenizer = pre_tokenizer
@@ -60,7 +64,7 @@ class ByteLevelBPE:
         self.prefix_ids, self.suffix_ids = list(prefix_ids), list(suffix_ids)
         self.bos_id = self.prefix_ids[0] if self.prefix_ids else -1
         self.eos_id = self.suffix_ids[-1] if self.suffix_ids else -1
-        self.stop_ids: set[int] = set()
+        self.stop_ids: set[int] = set(stop_ids)
         self._cache: dict[str, list[int]] = {}
         self._cached_chars = 0
 
@@ -83,6 +87,13 @@ class ByteLevelBPE:
             for chunk in chunks:
                 ids += self.encode_chunk(chunk)
         return ids + list(self.suffix_ids) if eos else ids
+
+    def hf_files(self) -> dict[str, bytes]:
+        """{"tokenizer.json": ...} for a GGUF's vocabulary; ValueError for others (their own file is kept)."""
+        if self.gguf_tables is None:
+            raise ValueError(f"{self.source}: this byte-level tokenizer has no tokenizer.json form of its own")
+        from .gguf_vocab import byte_level_json   # subtle: gguf_vocab builds ByteLevelBPEs, so imported here
+        return {"tokenizer.json": byte_level_json(self).encode("utf-8")}
 
     def encode_chunk(self, chunk: str) -> list[int]:
         """One pre-tokenized chunk (in vocabulary characters) to ids, through the cache."""

@@ -13,8 +13,10 @@ characters and whose merge list is empty, with no normalizer or pre-tokenizer an
 """
 import json
 
+from .interface import SpecialSettings
 
-class CharTokenizer:
+
+class CharTokenizer(SpecialSettings):
     """The one tokenizer interface (bpe/interface.py) over a character vocabulary."""
 
     bos_id = eos_id = -1
@@ -66,6 +68,10 @@ class CharTokenizer:
     def is_control(self, i: int) -> bool:
         """No character is a control token."""
         return False
+
+    def hf_files(self) -> dict[str, bytes]:
+        """{"tokenizer.json": the characters as a WordLevel-style vocabulary HF reads the same}."""
+        return {"tokenizer.json": self.to_tokenizer_json().encode("utf-8")}
 
     def to_tokenizer_json(self) -> str:
         """The tokenizer.json HF `tokenizers` (and our loader) read as this same tokenizer."""

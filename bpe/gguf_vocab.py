@@ -36,24 +36,14 @@ def tokenizer_from_gguf(meta: dict, source: str, warn=None):
         raise ModelFileError(f"{source}: tokenizer.ggml.token_type has a value outside 1..6")
     ids = {name: _token_id(meta, f"tokenizer.ggml.{name}_token_id", n, source)
            for name in ("bos", "eos", "eot", "unknown")}
-    if kind == "llama":
-        tok = _sentencepiece(meta, tokens, types, ids, source)
-        add_bos_default = True
-    elif kind == "gpt2":
-        tok, spec = _byte_level(meta, tokens, types, source, warn)
-        add_bos_default = spec.add_bos if spec.add_bos is not None else False
-        tok.bos_id = ids["bos"] if ids["bos"] is not None else -1
-        tok.eos_id = ids["eos"] if ids["eos"] is not None else -1
-        tok.prefix_ids = [tok.bos_id] if tok.bos_id >= 0 else []
-        tok.suffix_ids = [tok.eos_id] if tok.eos_id >= 0 else []
-    else:
-        raise ModelFileError(f"{source}: tokenizer.ggml.model {kind!r} is not supported (only 'llama' and 'gpt2')")
-    add_bos = meta.get("tokenizer.ggml.add_bos_token", add_bos_default)
-    tok.add_bos = bool(add_bos) and tok.bos_id >= 0
     stops = {i for i in (ids["eos"], ids["eot"]) if i is not None}
     stops |= {i for i, (t, typ) in enumerate(zip(tokens, types)) if typ == CONTROL and t in END_OF_TURN_TEXTS}
-    tok.stop_ids = stops
-    return tok
+    if kind == "llama":
+        add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", True))
+        return _sentencepiece(meta, tokens, types, ids, source, add_bos=add_bos, stop_ids=stops)
+    if kind == "gpt2":
+        return _byte_level(meta, tokens, types, ids, source, warn, stop_ids=stops)
+    raise ModelFileError(f"{source}: tokenizer.ggml.model {kind!r} is not supported (only 'llama' and 'gpt2')")
 
 
 def _int_list(meta, key, n, source, default):
@@ -72,7 +62,7 @@ def _token_id(meta, key, n, source):
     return value
 
 
-def _sentencepiece(meta, tokens, types, ids, source) -> SentencePieceTokenizer:
+def _sentencepiece(meta, tokens, types, ids, source, *, add_bos: bool, stop_ids: set) -> SentencePieceTokenizer:
     scores = meta.get("tokenizer.ggml.scores", [0.0] * len(tokens))
     if not isinstance(scores, list) or len(scores) != len(tokens) or \
             not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
@@ -89,10 +79,10 @@ def _sentencepiece(meta, tokens, types, ids, source) -> SentencePieceTokenizer:
     proto.trainer.update(model_type=2, byte_fallback=BYTE in types, vocab_size=len(tokens))
     proto.normalizer.update(name="identity", add_dummy_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True)),
                             remove_extra_whitespaces=False)
-    return SentencePieceTokenizer(proto, source=source)
+    return SentencePieceTokenizer(proto, source=source, add_bos=add_bos, stop_ids=stop_ids)
 
 
-def _byte_level(meta, tokens, types, source, warn) -> tuple[ByteLevelBPE, PreTokenizerSpec]:
+def _byte_level(meta, tokens, types, ids, source, warn, *, stop_ids: set) -> ByteLevelBPE:
     merges = meta.get("tokenizer.ggml.merges", [])
     if not isinstance(merges, list):
         raise ModelFileError(f"{source}: tokenizer.ggml.merges must be a list of strings")
@@ -114,13 +104,16 @@ def _byte_level(meta, tokens, types, source, warn) -> tuple[ByteLevelBPE, PreTok
     added = [AddedToken(i, t, special=typ == CONTROL) for i, (t, typ) in enumerate(zip(tokens, types))
              if typ in (CONTROL, USER_DEFINED)]
 
+    bos = ids["bos"] if ids["bos"] is not None else -1
+    eos = ids["eos"] if ids["eos"] is not None else -1
+    add_bos = meta.get("tokenizer.ggml.add_bos_token", spec.add_bos if spec.add_bos is not None else False)
     try:
-        tok = ByteLevelBPE(vocab, pairs, added=added, pre_tokenizer=chain(steps), ignore_merges=spec.ignore_merges,
-                           source=source)
+        return ByteLevelBPE(vocab, pairs, added=added, pre_tokenizer=chain(steps), ignore_merges=spec.ignore_merges,
+                            prefix_ids=[bos] if bos >= 0 else [], suffix_ids=[eos] if eos >= 0 else [],
+                            source=source, add_bos=bool(add_bos) and bos >= 0, stop_ids=stop_ids,
+                            gguf_tables=(tokens, pairs, added, spec))   # what byte_level_json writes back out
     except ValueError as e:
         raise ModelFileError(f"{source}: {e}") from None
-    tok.gguf_export = (tokens, pairs, added, spec)   # what byte_level_json writes back out
-    return tok, spec
 
 
 def byte_level_json(tok) -> str:
@@ -128,7 +121,7 @@ def byte_level_json(tok) -> str:
     encode identically): each llama.cpp regex as a Split (gaps kept, as llama.cpp does), then
     ByteLevel without its own regex; the control tokens special; BOS put in front when the GGUF says so."""
     import json
-    tokens, pairs, added, spec = tok.gguf_export
+    tokens, pairs, added, spec = tok.gguf_tables
     post = None
     if tok.add_bos and tok.bos_id >= 0:
         bos = tokens[tok.bos_id]

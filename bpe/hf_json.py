@@ -19,7 +19,7 @@ from files.json_file import JSONFileError, read_json
 
 from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
-from .tokenizer import SPACE, SentencePieceTokenizer
+from .tokenizer import SPACE, HFDecoding, SentencePieceTokenizer
 
 MAX_JSON_BYTES = 1 << 30
 
@@ -72,8 +72,8 @@ def from_spec(spec, source: str):
     tok = ByteLevelBPE(vocab, merges, added=added, normalizer=normalizer, pre_tokenizer=pre,
                        ignore_merges=bool(model.get("ignore_merges", False)),
                        unk_token=unk if isinstance(unk, str) else None, fuse_unk=bool(model.get("fuse_unk")),
-                       prefix_ids=prefix, suffix_ids=suffix, source=source)
-    tok.add_bos = bool(prefix)  # HF puts BOS in front exactly when the post-processor does
+                       prefix_ids=prefix, suffix_ids=suffix, source=source,
+                       add_bos=bool(prefix))  # HF puts BOS in front exactly when the post-processor does
     return tok
 
 
@@ -196,15 +196,14 @@ def _sentencepiece(model, vocab, merges, added, spec, source) -> SentencePieceTo
     scheme = _metaspace_scheme(spec)
     prepend = any(x.get("type") == "Prepend" for x in _flatten(spec.get("normalizer"))) or scheme not in (None, "never")
     proto.normalizer.update(name="identity", add_dummy_prefix=prepend, remove_extra_whitespaces=False)
-    tok = SentencePieceTokenizer(proto, source=source)
     decoders = _flatten(spec.get("decoder"), "decoders")
-    tok.hf_strip = _decoder_strip(spec.get("decoder"))
-    tok.hf_byte_fallback = any(d.get("type") == "ByteFallback" for d in decoders)
-    tok.hf_metaspace = any(d.get("type") == "Metaspace" and (d.get("prepend_scheme") or
-                           ("always" if d.get("add_prefix_space", True) else "never")) != "never" for d in decoders)
-    if scheme in ("first", "always"):
-        tok.hf_prepend = scheme
-    return tok
+    decoding = HFDecoding(
+        strip=_decoder_strip(spec.get("decoder")),
+        byte_fallback=any(d.get("type") == "ByteFallback" for d in decoders),
+        metaspace=any(d.get("type") == "Metaspace" and (d.get("prepend_scheme") or
+                      ("always" if d.get("add_prefix_space", True) else "never")) != "never" for d in decoders))
+    return SentencePieceTokenizer(proto, source=source, hf_decoding=decoding,
+                                  hf_prepend=scheme if scheme in ("first", "always") else None)
 
 
 def _metaspace_scheme(spec) -> str | None:
@@ -219,7 +218,7 @@ def _metaspace_scheme(spec) -> str | None:
 
 def _decoder_strip(decoder) -> int:
     """How many leading spaces HF's decoder removes with a Strip step (a Metaspace decoder drops the
-    first token's "▁"s instead: hf_metaspace)."""
+    first token's "▁"s instead: HFDecoding.metaspace)."""
     for step in _flatten(decoder, "decoders"):
         if step.get("type") == "Strip" and isinstance(step.get("start"), int) and not isinstance(step["start"], bool):
             return max(0, min(step["start"], 16))

@@ -4,6 +4,7 @@ Both families implement it: `SentencePieceTokenizer` (bpe/tokenizer.py: Llama-2,
 `ByteLevelBPE` (bpe/bytelevel.py: GPT-2, Llama-3, SmolLM2, Qwen2, tiktoken files). Code outside
 `bpe/` never asks which one it holds. `load_tokenizer` (bpe/files.py) reads any supported file.
 """
+import copy
 from typing import Protocol
 
 
@@ -18,7 +19,9 @@ class StreamDecoder(Protocol):
 
 
 class Tokenizer(Protocol):
-    """Text <-> ids, with the model's special ids."""
+    """Text <-> ids, with the model's special ids. Every field is set when the tokenizer is built; a
+    model's own settings (tokenizer_config.json, generation_config.json) make a completed copy
+    with `with_specials`, and `hf_files` says how the tokenizer is saved."""
 
     bos_id: int          # -1 when the vocabulary has none
     eos_id: int          # -1 when the vocabulary has none
@@ -45,3 +48,26 @@ class Tokenizer(Protocol):
 
     def is_control(self, i: int) -> bool:
         """True for special/control tokens (generated output does not print them)."""
+
+    def with_specials(self, *, bos_id: int | None = None, eos_id: int | None = None, add_bos: bool | None = None,
+                      stop_ids: set[int] | None = None) -> "Tokenizer":
+        """A copy with a model's special-token settings (the vocabulary is shared, not copied)."""
+
+    def hf_files(self) -> dict[str, bytes]:
+        """The files that save this tokenizer for Hugging Face loaders ({"tokenizer.json": ...} or
+        {"tokenizer.model": ...}); ValueError when it has no such form."""
+
+
+class SpecialSettings:
+    """What the tokenizer classes share: `with_specials`, the one way to change the special-token settings."""
+
+    def with_specials(self, *, bos_id: int | None = None, eos_id: int | None = None, add_bos: bool | None = None,
+                      stop_ids: set[int] | None = None):
+        """A copy with a model's special-token settings (the vocabulary is shared, not copied)."""
+        out = copy.copy(self)
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("add_bos", add_bos)):
+            if value is not None:
+                setattr(out, name, value)
+        out.stop_ids = set(self.stop_ids if stop_ids is None else stop_ids)
+        out.add_bos = bool(out.add_bos) and out.bos_id >= 0
+        return out

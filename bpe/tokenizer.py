@@ -12,7 +12,9 @@ and decodes runs of byte pieces as UTF-8, one U+FFFD per invalid byte.
 """
 import heapq
 import re
+from dataclasses import dataclass
 
+from .interface import SpecialSettings
 from .model_file import (BYTE, CONTROL, MODEL_TYPES, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
                          ModelFileError, ModelProto, load_model_proto)
 from .normalizer import CharsMap, normalize, utf8_char_size
@@ -25,12 +27,28 @@ CACHE_CHARS = 8_000_000   # ... and the cache is cleared once it holds this many
 SHORT_CHUNK = 24  # chunks up to this length use the simple rescanning merge loop
 
 
-class SentencePieceTokenizer:
-    """A SentencePiece BPE model: pieces with scores, and the exact SentencePiece encode/decode."""
+@dataclass(frozen=True)
+class HFDecoding:
+    """How a SentencePiece-style tokenizer.json's decoder chain turns pieces back into text (HF's, not
+    SentencePiece's own): `strip` leading spaces of the whole text removed (a Strip decoder), whether
+    <0xXX> pieces become bytes (ByteFallback), and whether a Metaspace decoder drops the first token's "▁"s."""
+    strip: int = 0
+    byte_fallback: bool = True
+    metaspace: bool = False
 
-    add_bos = True  # SentencePiece models (Llama-2, TinyLlama) are run with BOS in front
 
-    def __init__(self, proto: ModelProto, *, source: str = "model"):
+class SentencePieceTokenizer(SpecialSettings):
+    """A SentencePiece BPE model: pieces with scores, and the exact SentencePiece encode/decode.
+
+    Built complete: `add_bos` (SentencePiece models, Llama-2 and TinyLlama, run with BOS in front),
+    `stop_ids` (default: EOS), and for a tokenizer.json `hf_decoding` and `hf_prepend` (HF's
+    Metaspace "first" / "always": "▁" prepended only to text that does not start with a space,
+    and with "first" only at the very start).
+    """
+
+    def __init__(self, proto: ModelProto, *, source: str = "model", add_bos: bool = True,
+                 stop_ids: set[int] | None = None, hf_decoding: HFDecoding | None = None,
+                 hf_prepend: str | None = None):
         kind = proto.trainer.get("model_type", 1)
         if kind != 2:
             raise ModelFileError(f"{source}: a {MODEL_TYPES.get(kind, kind)} model; only BPE models are supported")
@@ -64,7 +82,9 @@ class SentencePieceTokenizer:
         self.unk_id = unknowns[0]
         self.bos_id = self._control_id(proto.trainer["bos_piece"])
         self.eos_id = self._control_id(proto.trainer["eos_piece"])
-        self.stop_ids = {self.eos_id} if self.eos_id >= 0 else set()  # ids that end an answer
+        self.stop_ids = set(stop_ids) if stop_ids is not None else {self.eos_id} if self.eos_id >= 0 else set()
+        self.add_bos = add_bos and self.bos_id >= 0
+        self.hf_decoding, self.hf_prepend = hf_decoding, hf_prepend
         self.byte_ids = [self.piece_to_id(f"<0x{b:02X}>") for b in range(256)]
         if self.byte_fallback and any(self.types[i] != BYTE for i in self.byte_ids):
             raise ModelFileError(f"{source}: byte_fallback is on but the 256 <0xXX> byte pieces are missing")
@@ -128,10 +148,6 @@ class SentencePieceTokenizer:
         return self.pieces[i]
 
     # --- encoding ----------------------------------------------------------------------------
-    # HF's Metaspace pre-tokenizer ("first" / "always") prepends "▁" only to text that does not
-    # already start with a space, and with "first" only to the text at the very start
-    hf_prepend: str | None = None
-
     def normalize(self, text: str, *, first: bool = True) -> str:
         """SentencePiece normalization: "▁" for spaces, the dummy prefix, optional space squeezing
         (and, for models that have one, the precompiled character map such as nmt_nfkc).
@@ -316,10 +332,6 @@ class SentencePieceTokenizer:
         if not isinstance(i, int) or not 0 <= i < len(self.pieces):
             raise ValueError(f"id {i!r} is out of range (vocabulary has {len(self.pieces)} pieces)")
 
-    hf_strip: int | None = None  # set for tokenizer.json files: decode as HF's decoder chain does
-    hf_byte_fallback = True      # ... and whether that chain turns <0xXX> pieces into bytes
-    hf_metaspace = False         # ... and whether it is a Metaspace decoder (drops the first token's "▁"s)
-
     def decode(self, ids) -> str:
         """Decode ids to text exactly as SentencePiece does (or, for a tokenizer.json, as HF does)."""
         stream = self.stream_decoder()
@@ -340,7 +352,11 @@ class SentencePieceTokenizer:
 
     def stream_decoder(self):
         """A decoder that takes ids one at a time and yields text as soon as it is final."""
-        return HFStreamDecoder(self) if self.hf_strip is not None else StreamDecoder(self)
+        return HFStreamDecoder(self) if self.hf_decoding is not None else StreamDecoder(self)
+
+    def hf_files(self) -> dict[str, bytes]:
+        """{"tokenizer.model": the SentencePiece model}: transformers' LlamaTokenizer reads it."""
+        return {"tokenizer.model": self.proto.to_bytes()}
 
 
 def _utf8_or_replacements(run: bytearray) -> str:
@@ -410,25 +426,26 @@ class HFStreamDecoder:
     """HF's decoder chain for SentencePiece-style tokenizer.json files, one id at a time:
     "▁" -> " ", control and unknown pieces as their text, each run of <0xXX> pieces as UTF-8
     (subtle: one bad byte makes the whole run U+FFFDs, so a run is held until it ends), and
-    `hf_strip` leading spaces of the whole text removed (HF's Strip decoder). A Metaspace decoder
+    `strip` leading spaces of the whole text removed (HF's Strip decoder). A Metaspace decoder
     instead drops every "▁" of the first token, and leaves <0xXX> pieces as text."""
 
     def __init__(self, tokenizer: SentencePieceTokenizer):
         self.tok = tokenizer
         self.run = bytearray()
-        self.strip = tokenizer.hf_strip
+        self.hf = tokenizer.hf_decoding
+        self.strip = self.hf.strip
         self.first = True  # the next token is the first (a Metaspace decoder drops its every "▁")
 
     def feed(self, i: int) -> str:
         """Take one id; return the text that is now final."""
         self.tok._check_id(i)
-        b = self.tok.id_to_byte.get(i) if self.tok.hf_byte_fallback else None
+        b = self.tok.id_to_byte.get(i) if self.hf.byte_fallback else None
         if b is not None:
             self.run.append(b)
             self.first = False
             return ""
         piece = self.tok.pieces[i]
-        piece = piece.replace(SPACE, "") if self.first and self.tok.hf_metaspace else piece.replace(SPACE, " ")
+        piece = piece.replace(SPACE, "") if self.first and self.hf.metaspace else piece.replace(SPACE, " ")
         self.first = False
         return self._emit(self._flush_run() + piece)
 

@@ -23,6 +23,8 @@ from datetime import datetime
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bpe.interface import Tokenizer
+
 # the chat_template of TinyLlama-1.1B-Chat-v1.0's tokenizer_config.json
 TINYLLAMA_TEMPLATE = (
     "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] "
@@ -97,7 +99,7 @@ class ChatFormat:
                                     f"{_first_line(e)})") from None
         return "".join(out)
 
-    def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
+    def encode(self, tokenizer: Tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
         """Token ids of a conversation: the template's markers as special ids, each message's content as
         plain text (so `<|im_start|>system` typed in a message cannot forge a turn), BOS as configured."""
         rendered = self.render(messages, add_generation_prompt=add_generation_prompt)
@@ -140,7 +142,7 @@ class ChatFormat:
                     at = found + len(c)
         return spans
 
-    def tokenize(self, tokenizer, rendered: str, literal=()) -> list[int]:
+    def tokenize(self, tokenizer: Tokenizer, rendered: str, literal=()) -> list[int]:
         """Token ids of text this template rendered: special tokens as ids (but not inside the `literal`
         spans, the messages' contents), BOS as configured."""
         ids = tokenizer.encode(rendered, special=True, literal=literal)

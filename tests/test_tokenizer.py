@@ -78,7 +78,7 @@ def test_random_ids_decode_like_sentencepiece(pair, hf, data):
     ours, ref = pair
     n = ours.vocab_size
     ids = data.draw(st.lists(st.one_of(st.integers(0, n - 1), st.integers(3, 258), st.integers(0, 5)), max_size=40))
-    if ours.hf_strip is None:
+    if ours.hf_decoding is None:
         assert ours.decode(ids) == ref.decode(ids)
     else:
         assert ours.decode(ids) == hf.decode(ids, skip_special_tokens=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 from files.json_file import JSONFileError, read_json
 
 from bpe.files import load_tokenizer
+from bpe.interface import Tokenizer
 from bpe.gguf_vocab import tokenizer_from_gguf
 from bpe.model_file import ModelFileError
 
@@ -30,7 +31,7 @@ MAX_JSON = 64 << 20
 class Loaded:
     """A model ready to run: weights, tokenizer, chat format, and its files' sampling defaults."""
     model: Llama
-    tokenizer: object
+    tokenizer: Tokenizer         # bpe/interface.py: whichever family the file holds
     chat: ChatFormat
     source: str
     defaults: dict = field(default_factory=dict)  # temperature / top_k / top_p from generation_config.json
@@ -85,7 +86,7 @@ def load_folder(folder: Path) -> Loaded:
     model = Llama.load(folder)
     tok = folder_tokenizer(folder)
     settings = read_json_object(folder / "tokenizer_config.json")
-    tokens = special_token_strings(tok)
+    tokens, special = special_token_strings(tok), {}
     for name in ("bos_token", "eos_token"):
         text = _token_text(settings.get(name), folder / "tokenizer_config.json", name)
         if text is not None:
@@ -93,12 +94,14 @@ def load_folder(folder: Path) -> Loaded:
             if i is None or tok.id_to_piece(i) != text:
                 raise ModelFileError(f"{folder / 'tokenizer_config.json'}: {name} {text!r} is not in the vocabulary")
             tokens[name] = text
-            setattr(tok, name.replace("_token", "_id"), i)
+            special[name.replace("_token", "_id")] = i
     if isinstance(settings.get("add_bos_token"), bool):
-        tok.add_bos = settings["add_bos_token"] and tok.bos_id >= 0
+        special["add_bos"] = settings["add_bos_token"]
     generation = read_json_object(folder / "generation_config.json")
+    eos = special.get("eos_id", tok.eos_id)
     stops = set(tok.stop_ids) | _ids(model.cfg.eos_token_id) | _ids(generation.get("eos_token_id"))
-    tok.stop_ids = {i for i in stops if 0 <= i < tok.vocab_size} | ({tok.eos_id} if tok.eos_id >= 0 else set())
+    special["stop_ids"] = {i for i in stops if 0 <= i < tok.vocab_size} | ({eos} if eos >= 0 else set())
+    tok = tok.with_specials(**special)              # the folder's settings complete the file's tokenizer
     template = _chat_template(folder, settings)
     chat = ChatFormat(template, tokens=tokens, source=str(folder)) if template is not None else default_format(tok)
     defaults = _sampling_defaults(generation, folder / "generation_config.json")

@@ -61,17 +61,14 @@ def tokenizer_files(tok, source: Path | None) -> dict[str, bytes]:
     data = source.read_bytes() if source is not None and source.is_file() and source.suffix != ".gguf" else b""
     if data.lstrip()[:1] == b"{":                          # a tokenizer.json: kept as it is
         files = {"tokenizer.json": data}
-    elif hasattr(tok, "to_tokenizer_json"):                 # characters, our bytes-style BPE
-        files = {"tokenizer.json": tok.to_tokenizer_json().encode("utf-8")}
-    elif hasattr(tok, "gguf_export"):                       # a GGUF's byte-level tokenizer
-        from bpe.gguf_vocab import byte_level_json
-        files = {"tokenizer.json": byte_level_json(tok).encode("utf-8")}
-    elif hasattr(tok, "proto"):                             # SentencePiece (a .model file, or a GGUF's)
-        files = {"tokenizer.model": tok.proto.to_bytes()}
-        config.update(tokenizer_class="LlamaTokenizer", add_bos_token=tok.add_bos, add_eos_token=False, legacy=True)
-    else:
-        raise ExportError(f"the tokenizer of {source} has no file form both loaders read "
-                          "(use a tokenizer.json, a SentencePiece .model, char or bpe:N)")
+    else:                                                   # the tokenizer's own form (bpe/interface.py hf_files)
+        try:
+            files = tok.hf_files()
+        except ValueError:
+            raise ExportError(f"the tokenizer of {source} has no file form both loaders read "
+                              "(use a tokenizer.json, a SentencePiece .model, char or bpe:N)") from None
+        if "tokenizer.model" in files:                      # SentencePiece (a .model file, or a GGUF's)
+            config.update(tokenizer_class="LlamaTokenizer", add_bos_token=tok.add_bos, add_eos_token=False, legacy=True)
     files["tokenizer_config.json"] = json.dumps(config, indent=1).encode()
     return files
 
