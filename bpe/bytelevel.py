@@ -1,6 +1,6 @@
 """Byte-level BPE (GPT-2, Llama-3, SmolLM2, Qwen2, tiktoken): the second tokenizer family.
 
-What differs from SentencePiece (bpe/tokenizer.py), side by side:
+What differs from SentencePiece (bpe/sentencepiece.py), side by side:
   spaces     SentencePiece writes "▁" in front of a word; here a space is just the byte 0x20,
              shown as "Ġ" in the vocabulary (GPT-2's byte table, bpe/pipeline.py).
   unknowns   SentencePiece falls back to <0xXX> byte pieces; here every text is bytes already,

@@ -15,12 +15,12 @@ import sys
 
 import regex
 
-from .byte_tokenizer import GPT4_PATTERN, RegexWords, train_bytes
+from .bytes_trainer import GPT4_PATTERN, RegexWords, train_bytes
 from .files import load_tokenizer, model_files, write_all
 from .model_file import ModelFileError
 from .patterns import NAMED
-from .tokenizer import decode_bytes
-from .train import TrainError, count_words, train_sentencepiece
+from .sentencepiece import decode_bytes
+from .sentencepiece_trainer import TrainError, count_words, train_sentencepiece
 
 
 SMALL_CORPUS = 100_000  # --verbose prints the pair table at every step below this many bytes

@@ -7,12 +7,12 @@ apart by content, never by name.
 from files.atomic import write_all
 from files.gguf import GGUFError, GGUFFile
 
-from .byte_tokenizer import HEADER, ByteTokenizer
+from .bytes_trainer import HEADER, ByteTokenizer
 from .hf_json import load_tokenizer_json
 from .gguf_vocab import tokenizer_from_gguf
 from .model_file import ModelFileError, ModelProto, read_model_bytes
 from .tiktoken_file import load_rank_file, looks_like_rank_file
-from .tokenizer import SentencePieceTokenizer
+from .sentencepiece import SentencePieceTokenizer
 
 
 def load_tokenizer(path, *, pattern: str | None = None):

@@ -14,7 +14,7 @@ from .bytelevel import ByteLevelBPE
 from .model_file import BYTE, CONTROL, TYPE_NAMES, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .patterns import GGUF_DEFAULT, GGUF_PRE, PreTokenizerSpec
 from .pipeline import chain, regex_split, regex_to_bytes
-from .tokenizer import SentencePieceTokenizer
+from .sentencepiece import SentencePieceTokenizer
 
 # llama.cpp also ends generation at control tokens with these texts (end of turn / of text)
 END_OF_TURN_TEXTS = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",

@@ -19,7 +19,7 @@ from files.json_file import JSONFileError, read_json
 
 from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
 from .pipeline import SpecError, normalizer_from_json, pre_tokenizer_from_json
-from .tokenizer import SPACE, HFDecoding, SentencePieceTokenizer
+from .sentencepiece import SPACE, HFDecoding, SentencePieceTokenizer
 
 MAX_JSON_BYTES = 1 << 30
 

@@ -1,6 +1,6 @@
 """The one tokenizer interface: what `model/` and the CLI may use, whichever family a file holds.
 
-Both families implement it: `SentencePieceTokenizer` (bpe/tokenizer.py: Llama-2, TinyLlama) and
+Both families implement it: `SentencePieceTokenizer` (bpe/sentencepiece.py: Llama-2, TinyLlama) and
 `ByteLevelBPE` (bpe/bytelevel.py: GPT-2, Llama-3, SmolLM2, Qwen2, tiktoken files). Code outside
 `bpe/` never asks which one it holds. `load_tokenizer` (bpe/files.py) reads any supported file.
 """

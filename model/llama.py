@@ -20,7 +20,7 @@ import numpy as np
 
 from .attention import attention, attention_backward, attention_probs
 from .config import LlamaConfig
-from .formats.weights import load_checkpoint
+from .weights import load_checkpoint
 from .layers import embedding, linear, linear_backward, rms_norm, rms_norm_backward, swiglu, swiglu_backward
 from .rope import apply_rope, apply_rope_backward, model_frequencies, rope_tables
 from .speed import fuse_layer, fused_layout, joined, lazy_zeros

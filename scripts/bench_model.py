@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from files.atomic import atomic_file  # noqa: E402
 from bpe.cli import Parser  # noqa: E402
 from model.config import LlamaConfig  # noqa: E402
-from model.formats.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
+from model.weights import expected_shapes, float32_to_bf16_bits  # noqa: E402
 
 TINYLLAMA = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=2048,
                  intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,

@@ -22,8 +22,8 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")  # HF tokenizers on one thread, 
 sys.path.insert(0, str(ROOT))
 
 from bpe.cli import Parser  # noqa: E402
-from bpe.tokenizer import SentencePieceTokenizer  # noqa: E402
-from bpe.train import train_sentencepiece  # noqa: E402
+from bpe.sentencepiece import SentencePieceTokenizer  # noqa: E402
+from bpe.sentencepiece_trainer import train_sentencepiece  # noqa: E402
 
 
 def best_time(fn, repeat: int) -> float:

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from bpe.cli import Parser  # noqa: E402
 from bpe.model_file import ModelFileError  # noqa: E402
 from model.formats.hub import DEFAULT_REPO  # noqa: E402
-from model.inspection import cosine_neighbours, parse_arithmetic, piece_label, resolve_token  # noqa: E402
+from model.inspect_report import cosine_neighbours, parse_arithmetic, piece_label, resolve_token  # noqa: E402
 from model.formats.loader import load  # noqa: E402
 
 

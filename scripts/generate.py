@@ -25,7 +25,7 @@ from bpe.chars import CharTokenizer  # noqa: E402
 from model.chat import NoChat  # noqa: E402
 from model.generate import Stats, check_prompt  # noqa: E402
 from model.formats.hub import DEFAULT_REPO  # noqa: E402
-from model.inspection import inspect_run  # noqa: E402
+from model.inspect_report import inspect_run  # noqa: E402
 from model.formats.loader import load  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
 from model.session import GenerationSettings, chat_loop, stream, write_flush  # noqa: E402

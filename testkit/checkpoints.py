@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.formats.weights import save_safetensors
+from model.weights import save_safetensors
 
 # name -> config fields; sizes deliberately not powers of two
 CONFIGS = {

@@ -27,7 +27,7 @@ def project_errors() -> tuple:
     from files.gguf import GGUFError
     from model.formats.hub import ModelNotFound
     from model.formats.ollama import OllamaError
-    from model.formats.weights import WeightsError
+    from model.weights import WeightsError
     return ModelFileError, ConfigError, WeightsError, GGUFError, OllamaError, ChatTemplateError, ModelNotFound
 
 
@@ -35,12 +35,12 @@ def project_errors() -> tuple:
 def build_seeds(folder: Path, fixtures: Path) -> dict:
     """{format: (file name, bytes, reader(path))}: one small valid file per format."""
     import numpy as np
-    from bpe.byte_tokenizer import GPT4_PATTERN, RegexWords, train_bytes
+    from bpe.bytes_trainer import GPT4_PATTERN, RegexWords, train_bytes
     from bpe.files import load_tokenizer
     from model.chat import ChatFormat
     from model.config import LlamaConfig
     from model.formats.loader import load, load_folder
-    from model.formats.weights import checkpoint_files, load_tensors, read_header, save_safetensors
+    from model.weights import checkpoint_files, load_tensors, read_header, save_safetensors
 
     words = {}
     for line in ["the quick brown fox", "jumps over the lazy dog", "the end"] * 3:
@@ -153,12 +153,12 @@ def prepare_folder(case_dir: Path, fmt: str, folder: Path) -> None:
     if fmt == "safetensors-index":
         (case_dir / "a.safetensors").write_bytes((folder / "seed.safetensors").read_bytes())
     elif fmt in ("tokenizer-config", "generation-config"):
-        from model.formats.weights import save_safetensors
+        from model.weights import save_safetensors
         import numpy as np
         cfg = _config()
         (case_dir / "config.json").write_text(json.dumps(cfg))
         (case_dir / "tokenizer.model").write_bytes((folder / "tok512.model").read_bytes())
-        from model.formats.weights import expected_shapes
+        from model.weights import expected_shapes
         from model.config import LlamaConfig
         shapes = expected_shapes(LlamaConfig.from_dict(cfg))
         save_safetensors(case_dir / "model.safetensors", {n: np.ones(s, np.float32) for n, s in shapes.items()}, "F32")

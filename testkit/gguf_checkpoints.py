@@ -162,7 +162,7 @@ def convert_checkpoint(folder, name: str, out_dir):
     scaling as a rope_freqs tensor, linear as metadata. Mistral's window is written (llama.cpp's
     converter leaves it out)."""
     from .checkpoints import config_dict
-    from model.formats.weights import load_tensors
+    from model.weights import load_tensors
     cfg = config_dict(name)
     weights = load_tensors(folder / "model.safetensors")
     arch = "qwen2" if cfg.get("model_type") == "qwen2" else "llama"

@@ -109,7 +109,7 @@ def tiny(kind):
     fields.update(CONFIGS[kind])
     fields["head_dim"] = fields["head_dim"] or fields["hidden_size"] // fields["num_attention_heads"]
     cfg = LlamaConfig(**fields)
-    from model.formats.weights import expected_shapes
+    from model.weights import expected_shapes
     local = np.random.default_rng(len(kind))
     weights = {n: local.standard_normal(s) * (0.5 if len(s) > 1 else 0.2) + (1.0 if n.endswith("norm.weight") else 0)
                for n, s in expected_shapes(cfg).items()}

@@ -167,7 +167,7 @@ def ours_chars(text):
 @pytest.fixture(scope="module")
 def rank_file(tmp_path_factory):
     """A rank file made from a vocabulary trained here: bytes first, then merged tokens by rank."""
-    from bpe.byte_tokenizer import train_bytes, RegexWords, GPT4_PATTERN
+    from bpe.bytes_trainer import train_bytes, RegexWords, GPT4_PATTERN
     words = {}
     for line in corpus():
         for w in RegexWords(GPT4_PATTERN)(line):
@@ -203,7 +203,7 @@ def test_rank_file_properties(rank_file, text):
 
 # --- our trained bytes style, written as tokenizer.json -----------------------------------------
 def test_trained_bytes_model_as_tokenizer_json(tmp_path):
-    from bpe.byte_tokenizer import train_bytes, RegexWords, GPT4_PATTERN
+    from bpe.bytes_trainer import train_bytes, RegexWords, GPT4_PATTERN
     words = {}
     for line in corpus():
         for w in RegexWords(GPT4_PATTERN)(line):

@@ -107,7 +107,7 @@ def test_a_vocabulary_larger_than_the_corpus_supports_stops_with_a_notice(tmp_pa
 
 
 def test_trainer_keeps_a_lone_carriage_return_in_its_line(tmp_path):
-    from bpe.train import read_blocks
+    from bpe.sentencepiece_trainer import read_blocks
     path = tmp_path / "c.txt"
     path.write_bytes(b"a\rb\nc\r\nd")
     assert [line for block in read_blocks([path]) for line in block] == ["a\rb", "c\r", "d"]

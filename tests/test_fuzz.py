@@ -139,7 +139,7 @@ def test_cve_2024_34359_templates_cannot_reach_python(tmp_path, template):
 
 
 def test_shard_paths_stay_in_the_folder(tmp_path):
-    from model.formats.weights import WeightsError, checkpoint_files
+    from model.weights import WeightsError, checkpoint_files
     for shard in ["../../etc/passwd", "/etc/passwd", "..", "a/../../b.safetensors", 7]:
         (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": shard}}))
         with pytest.raises(WeightsError, match="not a file name"):

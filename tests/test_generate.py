@@ -12,7 +12,7 @@ from model.chat import encode_chat, render_chat
 from model.config import ConfigError, LlamaConfig
 from model.llama import Llama
 from model.sampling import probabilities, sample, top_k_candidates, top_p_filter
-from model.formats.weights import load_tensors, read_header
+from model.weights import load_tensors, read_header
 
 from testkit.checkpoints import config_dict, write_checkpoint
 from conftest import ROOT, assert_clean_error
@@ -85,7 +85,7 @@ def test_sharded_f16_f32_load_like_bf16(tmp_path):
 
 
 def test_bf16_decoding_by_hand(tmp_path):
-    from model.formats.weights import save_safetensors
+    from model.weights import save_safetensors
     values = np.array([1.0, -2.5, 3.140625, 0.0], dtype=np.float32)  # exactly representable in bf16
     save_safetensors(tmp_path / "t.safetensors", {"x": values})
     header, start = read_header(tmp_path / "t.safetensors")

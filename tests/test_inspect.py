@@ -9,7 +9,7 @@ import pytest
 
 from bpe import SentencePieceTokenizer
 from bpe.cli import render_tokens
-from model.inspection import cosine_neighbours, inspect_run, load_embeddings, resolve_token, top_tokens, write_png
+from model.inspect_report import cosine_neighbours, inspect_run, load_embeddings, resolve_token, top_tokens, write_png
 from model.attention import softmax
 from model.llama import Llama
 

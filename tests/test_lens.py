@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from bpe.files import load_tokenizer
 from bpe.trace import boundaries, merge_trace, piece_bytes
-from model.analysis import Request, analyze
+from model.page_data import Request, analyze
 from model.formats.loader import load
 from model.lens import attention_rows, contributions, logit_lens, trace_sequence
 from model.llama import Llama

@@ -134,7 +134,7 @@ def json_pattern(path):
 
 
 def test_expr_minus_is_like_plus_and_operands_are_required():
-    from model.inspection import parse_arithmetic
+    from model.inspect_report import parse_arithmetic
     assert parse_arithmetic("Paris-France+Italy") == parse_arithmetic("Paris - France + Italy") == \
         [(1, "Paris"), (-1, "France"), (1, "Italy")]
     assert parse_arithmetic("Paris+Italy") == [(1, "Paris"), (1, "Italy")]

@@ -8,7 +8,7 @@ from model.config import LlamaConfig
 from model.generate import Stats
 from model.llama import Llama
 from model.session import GenerationSettings, chat_loop, fit_conversation
-from model.formats.weights import expected_shapes
+from model.weights import expected_shapes
 
 
 def tiny_model(context: int, vocab: int = 32000, seed: int = 0) -> Llama:

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bpe.files import load_tokenizer
-from bpe.tokenizer import SentencePieceTokenizer, decode_bytes
+from bpe.sentencepiece import SentencePieceTokenizer, decode_bytes
 
 from conftest import fixture_path
 

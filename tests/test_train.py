@@ -4,11 +4,11 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bpe.byte_tokenizer import GPT4_PATTERN, ByteTokenizer, RegexWords, train_bytes
+from bpe.bytes_trainer import GPT4_PATTERN, ByteTokenizer, RegexWords, train_bytes
 from bpe.files import load_tokenizer, save_model
 from bpe.merges import get_stats, learn_merges, merge
-from bpe.tokenizer import SentencePieceTokenizer
-from bpe.train import train_sentencepiece
+from bpe.sentencepiece import SentencePieceTokenizer
+from bpe.sentencepiece_trainer import train_sentencepiece
 
 from conftest import fixture_path
 
@@ -140,7 +140,7 @@ def test_bytes_encoding_applies_lowest_rank_first():
 
 
 def test_parallel_word_counts_equal_serial(monkeypatch):
-    import bpe.train as train
+    import bpe.sentencepiece_trainer as train
     corpus = fixture_path("tinystories-valid-100.txt")
     split = train.SentencePieceWords(add_dummy_prefix=True, remove_extra_whitespaces=False)
     serial = train.count_words([corpus], split)

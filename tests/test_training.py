@@ -67,7 +67,7 @@ def test_resume_after_ctrl_c_ends_bit_for_bit(tmp_path, corpus):
     assert 50 <= stopped < 400
     again = run_train("--resume", str(tmp_path / "cut"))
     assert again.returncode == 0, again.stderr
-    from model.formats.weights import load_tensors
+    from model.weights import load_tensors
     for name in ("model.safetensors", "optimizer.safetensors"):
         a, b = load_tensors(tmp_path / "cut" / name), load_tensors(tmp_path / "whole" / name)
         assert a.keys() == b.keys()

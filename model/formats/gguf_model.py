@@ -18,7 +18,7 @@ from files.quants import KNOWN_UNSUPPORTED, TYPES, dequantize
 
 from ..config import ConfigError, LlamaConfig
 from ..speed import fused_layout
-from .weights import WeightsError, expected_shapes
+from ..weights import WeightsError, expected_shapes
 
 ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> our model_type
 PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp's converter permutes (not qwen2)

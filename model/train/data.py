@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpe.byte_tokenizer import GPT4_PATTERN, RegexWords, train_bytes
+from bpe.bytes_trainer import GPT4_PATTERN, RegexWords, train_bytes
 from bpe.chars import CharTokenizer
 
 MAX_CORPUS_BYTES = 1 << 31  # 2 GB: the ids of a larger text do not fit our int32 arrays comfortably
@@ -41,7 +41,7 @@ def split_text(text: str) -> tuple[str, str]:
 
 
 def train_bpe(train_text: str, vocab_size: int, notice=print):
-    """Our byte-level BPE trainer (bpe/byte_tokenizer.py, GPT-4's pattern) on the training split.
+    """Our byte-level BPE trainer (bpe/bytes_trainer.py, GPT-4's pattern) on the training split.
 
     A vocabulary larger than the text supports stops where no pair is left, with a notice.
     """

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ..config import LlamaConfig
-from ..formats.weights import expected_shapes
+from ..weights import expected_shapes
 
 
 class SettingsError(ValueError):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import LlamaConfig
-from ..formats.weights import load_checkpoint, load_tensors
+from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
 from .export import ExportError, config_json, tokenizer_files
 from .loop import FORMAT, STATE, TrainingRun

@@ -24,7 +24,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from bpe.trace import boundaries, describe_tokens, merge_trace
-from ..analysis import MAX_ANALYSED, Request, analyze, shapes
+from ..page_data import MAX_ANALYSED, Request, analyze, shapes
 from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_body
 
 STATIC = (Path(__file__).parent / "static").resolve()
@@ -129,7 +129,7 @@ async def detail(request, s: State, param: str, compute, made_by: str):
 
 @route
 async def attention_route(request, s: State):
-    d = await detail(request, s, "query", lambda a, q: a.attention(q),
+    d = await detail(request, s, "query", lambda a, q: a.attention_from(q),
                      "model/lens.py attention_rows -> [L, H, query+1]")
     return JSONResponse({"query": d["query"], "rows": d["value"], "made_by": d["made_by"]})
 

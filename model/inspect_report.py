@@ -221,7 +221,7 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
 
 def load_embeddings(folder) -> np.ndarray:
     """Only the embedding table [V, D] of a checkpoint folder (float32), without the other weights."""
-    from .formats.weights import checkpoint_files, load_tensors
+    from .weights import checkpoint_files, load_tensors
     name = "model.embed_tokens.weight"
     files, headers = checkpoint_files(folder)
     if name not in files:

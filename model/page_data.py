@@ -66,7 +66,7 @@ class Analysis:
             "seconds": self.seconds, "shapes": shapes(cfg),
         }
 
-    def attention(self, query: int) -> list:
+    def attention_from(self, query: int) -> list:
         """[L][H][query + 1] attention weights from one position, rounded for the wire."""
         return np.round(attention_rows(self.loaded.model, self.trace, query), 4).tolist()
 

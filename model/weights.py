@@ -9,8 +9,8 @@ import numpy as np
 from files.safetensors import (WeightsError, float32_to_bf16_bits, load_tensors, read_header,  # noqa: F401
                                save_safetensors)
 
-from ..config import LlamaConfig
-from ..speed import new_float32
+from .config import LlamaConfig
+from .speed import new_float32
 
 
 def checkpoint_files(folder) -> tuple[dict[str, Path], dict[Path, tuple]]:

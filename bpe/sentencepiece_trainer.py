@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from .merges import learn_merges
 from .model_file import BYTE, CONTROL, NORMAL, UNKNOWN, ModelProto
-from .tokenizer import SPACE, SentencePieceTokenizer
+from .sentencepiece import SPACE, SentencePieceTokenizer
 
 BLOCK_BYTES = 4 << 20        # words are counted in blocks of about this many bytes
 PARALLEL_BYTES = 64 << 20    # inputs larger than this are counted on all cores

@@ -352,7 +352,7 @@ class SentencePieceTokenizer(SpecialSettings):
 
     def stream_decoder(self):
         """A decoder that takes ids one at a time and yields text as soon as it is final."""
-        return HFStreamDecoder(self) if self.hf_decoding is not None else StreamDecoder(self)
+        return HFStreamDecoder(self) if self.hf_decoding is not None else SentencePieceStreamDecoder(self)
 
     def hf_files(self) -> dict[str, bytes]:
         """{"tokenizer.model": the SentencePiece model}: transformers' LlamaTokenizer reads it."""
@@ -380,7 +380,7 @@ def decode_bytes(data: bytes) -> str:
     return "".join(out)
 
 
-class StreamDecoder:
+class SentencePieceStreamDecoder:
     """Decode ids one at a time: `feed(id)` returns the new text, holding back partial characters.
 
     Everything returned by `feed` and then `flush` joins up to exactly `decode(ids)`.
