@@ -97,6 +97,12 @@ class Parser(argparse.ArgumentParser):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
+    @staticmethod
+    def error_line(e: Exception) -> str:
+        """A library error as the command line says it: an OptionError gets its parameter's flag in front."""
+        option = getattr(e, "option", None)
+        return f"--{option.replace('_', '-')} {e}" if option else str(e)
+
     def require(self, what: str, modules: list[str], extra: str) -> None:
         """Exit 2 with one line naming the extra to install when an optional package is missing."""
         import importlib.util

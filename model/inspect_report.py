@@ -13,6 +13,7 @@ import numpy as np
 from bpe.pipeline import to_byte_chars
 
 from .attention import softmax
+from .errors import OptionError
 
 SHADES = " .:-=+*#%@"  # text heatmap, light to dark
 
@@ -121,10 +122,10 @@ def piece_label(tok, i: int) -> str:
 def check_layer_head(cfg, layer: int | None, head: int | None) -> None:
     """Raise ValueError if a chosen layer or head does not exist in this model."""
     if layer is not None and not 0 <= layer < cfg.num_hidden_layers:
-        raise ValueError(f"--layer {layer} is out of range: the model has {cfg.num_hidden_layers} layers "
+        raise OptionError("layer", f"{layer} is out of range: the model has {cfg.num_hidden_layers} layers "
                          f"(0..{cfg.num_hidden_layers - 1})")
     if head is not None and not 0 <= head < cfg.num_attention_heads:
-        raise ValueError(f"--head {head} is out of range: the model has {cfg.num_attention_heads} heads "
+        raise OptionError("head", f"{head} is out of range: the model has {cfg.num_attention_heads} heads "
                          f"(0..{cfg.num_attention_heads - 1})")
 
 
@@ -140,7 +141,7 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
     check_layer_head(model.cfg, layer, head)
     if png_dir is not None:
         if Path(png_dir).exists() and not Path(png_dir).is_dir():
-            raise ValueError(f"--png-dir {png_dir} is not a directory")
+            raise OptionError("png_dir", f"{png_dir} is not a directory")
         Path(png_dir).mkdir(parents=True, exist_ok=True)
     show_top = min(show_top, model.cfg.vocab_size, tok.vocab_size)
     out(f"Prompt: {len(ids)} tokens")
@@ -250,6 +251,6 @@ def parse_arithmetic(expression: str) -> list[tuple[int, str]]:
     parts = re.split(r"\s*([+-])\s*", expression.strip())   # operand, op, operand, op, ...
     operands, ops = parts[0::2], parts[1::2]
     if any(not o for o in operands):
-        raise ValueError(f"--expr {expression!r}: an operator without a token on each side "
+        raise OptionError("expr", f"{expression!r}: an operator without a token on each side "
                          "(write TOKEN + TOKEN - TOKEN)")
     return [(1, operands[0])] + [(1 if op == "+" else -1, o) for op, o in zip(ops, operands[1:])]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import OptionError
 from .sampling import filtered
 
 PAYS = 2  # drafts a checking pass must keep to cost less than the plain passes it replaces
@@ -199,9 +200,9 @@ def speculative(model, prompt: list[int], first_logits: np.ndarray, drafter, *, 
 def check_same_tokenizer(target, draft, name: str) -> None:
     """A draft model must share the target's vocabulary id for id; ValueError naming the first difference."""
     if target.vocab_size != draft.vocab_size:
-        raise ValueError(f"--speculate {name}: its tokenizer has {draft.vocab_size} ids, the model's {target.vocab_size}")
+        raise OptionError("speculate", f"{name}: its tokenizer has {draft.vocab_size} ids, the model's {target.vocab_size}")
     for i in range(target.vocab_size):
         a, b = target.id_to_piece(i), draft.id_to_piece(i)
         if a != b:
-            raise ValueError(f"--speculate {name}: its tokenizer differs from the model's at id {i} "
+            raise OptionError("speculate", f"{name}: its tokenizer differs from the model's at id {i} "
                              f"({b!r} vs {a!r})")

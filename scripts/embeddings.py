@@ -48,7 +48,7 @@ def main(argv=None) -> int:
             print(f"  {sim:7.4f}  {i:>6}  {piece_label(tok, i)}")
         return 0
     except (ModelFileError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {Parser.error_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)

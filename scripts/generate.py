@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         quiet_stdout()
         return 141
     except ValueError as e:  # every library error names its file or value (ModelFileError, ConfigError, ...)
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {Parser.error_line(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a file that cannot be read (permissions, a folder where a file should be, ...)
         print(f"error: {e.filename or 'stdout'}: {e.strerror or e}", file=sys.stderr)

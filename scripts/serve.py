@@ -53,7 +53,7 @@ def main(argv=None) -> int:
         loaded = load(args.model)
         tokenizers = [(Path(f).name, load_tokenizer(f)) for f in args.tokenizer]
     except (ValueError, OSError) as e:
-        message = f"{e.filename or ''}: {e.strerror or e}" if isinstance(e, OSError) else str(e)
+        message = f"{e.filename or ''}: {e.strerror or e}" if isinstance(e, OSError) else Parser.error_line(e)
         print(f"error: {message}", file=sys.stderr)
         return 2
     folder = Path(args.model) if Path(args.model).is_dir() else None

