@@ -25,20 +25,22 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
     return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
 
 
-def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None) -> np.ndarray:
-    """softmax(q k^T / sqrt(E) + causal mask), grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
+def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None,
+                    scale: float | None = None) -> np.ndarray:
+    """softmax(q k^T * scale + causal mask), scale = E^-1/2, grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
 
     (A batch works too: q [B, H, T, E], k [B, K, S, E] -> [B, H, T, S].)
     q holds positions start..start+T-1 and k positions 0..S-1 (S = start+T). Row t may see keys
     0..start+t only (the causal mask), and with a sliding `window` (Mistral) only the last `window`
-    of those: key j is seen from position i when i - window < j <= i.
+    of those: key j is seen from position i when i - window < j <= i. Gemma 3 scales by
+    query_pre_attn_scalar^-1/2 instead (`scale`).
     """
     *B, H, T, E = q.shape
     K, S = k.shape[-3:-1]
     G = H // K
     qg = q.reshape(*B, K, G * T, E)                                 # [K, G*T, E]: a group's rows share keys
     scores = (qg @ np.swapaxes(k, -1, -2)).reshape(*B, K, G, T, S)  # [K, G*T, S] -> [K, G, T, S]
-    scores *= q.dtype.type(1.0 / np.sqrt(E))
+    scores *= q.dtype.type(1.0 / np.sqrt(E) if scale is None else scale)
     if T > 1 or (window is not None and S > window):
         rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
         hidden = keys > rows                                        # [T, S] the future
@@ -56,10 +58,11 @@ def attention(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out.reshape(*B, H, T, -1)
 
 
-def attention_backward(dout: np.ndarray, probs: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray):
-    """out = P V,  P = softmax(Q K^T / sqrt(E) + mask), query head h reading KV head h // G
+def attention_backward(dout: np.ndarray, probs: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                       scale: float | None = None):
+    """out = P V,  P = softmax(Q K^T * scale + mask), scale = E^-1/2, query head h reading KV head h // G
 
-      dV = P^T dout         dP = dout V^T         dS = softmax_backward(dP, P) / sqrt(E)
+      dV = P^T dout         dP = dout V^T         dS = softmax_backward(dP, P) * scale
       dQ = dS K             dK = dS^T Q
     with dK and dV summed over the G query heads that share each KV head (grouped-query).
     The backward of attention_probs and attention together.
@@ -73,7 +76,7 @@ def attention_backward(dout: np.ndarray, probs: np.ndarray, q: np.ndarray, k: np
     dO = dout.reshape(*B, K, G, T, E)
     dv = (np.swapaxes(P, -1, -2) @ dO).sum(axis=-3)                    # [B, K, G, S, E] -> [B, K, S, E]
     dP = dO @ np.swapaxes(v, -1, -2)[..., None, :, :]                  # [B, K, G, T, S]
-    dS = softmax_backward(dP, P) * q.dtype.type(1.0 / np.sqrt(E))
+    dS = softmax_backward(dP, P) * q.dtype.type(1.0 / np.sqrt(E) if scale is None else scale)
     dq = (dS @ k[..., None, :, :]).reshape(*B, H, T, E)                # [B, K, G, T, E] -> [B, H, T, E]
     dk = (np.swapaxes(dS, -1, -2) @ q.reshape(*B, K, G, T, E)).sum(axis=-3)   # [B, K, S, E]
     return dq, dk, dv

@@ -14,18 +14,21 @@ import numpy as np
 from .speed import times_t
 
 
-def embedding(W: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """x = W_E[ids]      W: [V, D], ids: [...] -> [..., D]"""
-    return W[ids]
+def embedding(W: np.ndarray, ids: np.ndarray, scale: float | None = None) -> np.ndarray:
+    """x = W_E[ids] (* scale: Gemma 3 multiplies by sqrt(D))      W: [V, D], ids: [...] -> [..., D]"""
+    x = W[ids]
+    if scale is not None:
+        x *= W.dtype.type(scale)
+    return x
 
 
-def embedding_backward(dx: np.ndarray, ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """x = W_E[ids]  =>  dW_E[v] = sum of dx over the positions whose id is v (repeats accumulate)
+def embedding_backward(dx: np.ndarray, ids: np.ndarray, vocab_size: int, scale: float | None = None) -> np.ndarray:
+    """x = W_E[ids] * scale  =>  dW_E[v] = scale * sum of dx over the positions whose id is v (repeats accumulate)
 
     dx: [N, D], ids: [N] -> dW_E [V, D].
     """
     dW = np.zeros((vocab_size, dx.shape[-1]), dtype=dx.dtype)
-    np.add.at(dW, ids, dx)
+    np.add.at(dW, ids, dx if scale is None else dx * dx.dtype.type(scale))
     return dW
 
 
@@ -113,3 +116,39 @@ def swiglu_backward(dm: np.ndarray, g: np.ndarray, u: np.ndarray, sig: np.ndarra
     dg = dm * u
     dg *= slope
     return dg, du
+
+
+GELU_C = np.sqrt(2 / np.pi)   # the tanh approximation's constants: gelu(g) ~ g/2 (1 + tanh(c (g + a g^3)))
+GELU_A = 0.044715
+
+
+def geglu(x: np.ndarray, gate_up: np.ndarray, down: np.ndarray, keep: dict | None = None) -> np.ndarray:
+    """down(gelu(g) . u),  [g | u] = x [W_gate | W_up]^T,  gelu(g) = g/2 (1 + tanh(c (g + a g^3)))
+
+    Gemma's MLP (GELU with the tanh approximation, c = sqrt(2/pi), a = 0.044715).
+    x: [N, D]; gate_up: [2F, D]; down: [D, F] -> [N, D]. With `keep`: g, u, t = tanh(...), m [N, F].
+    """
+    gu = linear(x, gate_up)                           # [N, 2F]
+    F = gu.shape[-1] // 2
+    g, u = gu[..., :F], gu[..., F:]                   # [N, F] each
+    one = g.dtype.type
+    t = np.tanh(one(GELU_C) * (g + one(GELU_A) * g * g * g))
+    m = one(0.5) * g * (1 + t)                        # gelu(g)
+    m *= u                                            # gelu(g) . u
+    if keep is not None:
+        keep.update(g=g, u=u, tanh=t, m=m)
+    return linear(m, down)                            # [N, F] -> [N, D]
+
+
+def geglu_backward(dm: np.ndarray, g: np.ndarray, u: np.ndarray, t: np.ndarray):
+    """m = gelu(g) . u,  gelu(g) = g/2 (1 + t),  t = tanh(c (g + a g^3))
+
+      du = dm . gelu(g)
+      dg = dm . u . [ (1 + t)/2 + g/2 (1 - t^2) c (1 + 3 a g^2) ]
+
+    dm, g, u, t: [N, F] -> dg, du [N, F]. t as the forward kept it.
+    """
+    one = g.dtype.type
+    du = dm * (one(0.5) * g * (1 + t))
+    slope = one(0.5) * (1 + t) + one(0.5) * g * (1 - t * t) * one(GELU_C) * (1 + one(3 * GELU_A) * g * g)
+    return dm * u * slope, du

@@ -40,7 +40,7 @@ def layer_states(tr: SequenceTrace, position: int) -> np.ndarray:
 def logit_lens(model, tr: SequenceTrace, position: int, k: int = 5) -> list[list[tuple[int, float]]]:
     """Per layer (0 = the embedding), the top-k (id, probability) of the final norm + LM head applied there."""
     states = layer_states(tr, position)                                          # [L + 1, D]
-    logits = rms_norm(states, model.w["model.norm.weight"], model.cfg.rms_norm_eps) @ model.lm_head.T  # [L + 1, V]
+    logits = rms_norm(states, model.final_norm, model.cfg.rms_norm_eps) @ model.lm_head.T  # [L + 1, V]
     peak = logits.max(axis=-1, keepdims=True)
     log_total = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=-1))          # [L + 1] log-sum-exp
     out = []
@@ -60,11 +60,11 @@ def contributions(model, tr: SequenceTrace, position: int, token: int) -> dict:
     cfg = model.cfg
     final = tr.resid[-1][position]                                               # [D]
     r = 1 / np.sqrt(np.mean(final.astype(np.float64) ** 2) + cfg.rms_norm_eps)
-    direction = r * model.w["model.norm.weight"].astype(np.float64) * model.lm_head[token].astype(np.float64)  # [D]
+    direction = r * model.final_norm.astype(np.float64) * model.lm_head[token].astype(np.float64)  # [D]
     pieces = [tr.resid[0][position]] + [tr.resid[j][position] - tr.resid[j - 1][position]
                                         for j in range(1, len(tr.resid))]
     push = [float(np.dot(p.astype(np.float64), direction)) for p in pieces]
-    logit = rms_norm(final[None], model.w["model.norm.weight"], cfg.rms_norm_eps)[0] @ model.lm_head[token]
+    logit = rms_norm(final[None], model.final_norm, cfg.rms_norm_eps)[0] @ model.lm_head[token]
     return {"embedding": push[0], "attention": push[1::2], "mlp": push[2::2], "logit": float(logit)}
 
 

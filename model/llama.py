@@ -21,23 +21,29 @@ import numpy as np
 from .attention import attention, attention_backward, attention_probs
 from .config import LlamaConfig
 from .weights import load_checkpoint
-from .layers import embedding, linear, linear_backward, rms_norm, rms_norm_backward, swiglu, swiglu_backward
+from .layers import (embedding, geglu, geglu_backward, linear, linear_backward, rms_norm, rms_norm_backward, swiglu,
+                     swiglu_backward)
 from .rope import apply_rope, apply_rope_backward, model_frequencies, rope_tables
 from .speed import fuse_layer, fused_layout, joined, lazy_zeros
 
 
 @dataclass
 class Layer:
-    """One block's weights as the block reads them (views of the HF-named arrays where they can be)."""
-    input_norm: np.ndarray              # [D]        input_layernorm
+    """One block's weights as the block reads them (views of the HF-named arrays where they can be).
+    Norm weights are the factors the norm multiplies by (Gemma's 1 + w already added: config.norm_offset)."""
+    attn_norm: np.ndarray               # [D]        input_layernorm
     qkv: np.ndarray                     # [(H+2K)E, D]  q_proj | k_proj | v_proj, one matrix
     qkv_bias: np.ndarray | None         # [(H+2K)E]  Qwen2
     o_proj: np.ndarray                  # [D, H*E]
     o_bias: np.ndarray | None           # [D]
-    post_norm: np.ndarray               # [D]        post_attention_layernorm
+    mlp_norm: np.ndarray                # [D]        post_attention_layernorm (Gemma 3: pre_feedforward_layernorm)
     gate_up: np.ndarray                 # [2F, D]    gate_proj | up_proj, one matrix
     down: np.ndarray                    # [D, F]     down_proj
-    window: int | None                  # the sliding attention window (Mistral), or None
+    window: int | None                  # the sliding attention window (Mistral, Gemma 3), or None
+    q_norm: np.ndarray | None = None    # [E]        Qwen3, Gemma 3: RMSNorm of each head's q and k
+    k_norm: np.ndarray | None = None    # [E]
+    attn_out_norm: np.ndarray | None = None  # [D]   Gemma 3: post_attention_layernorm, on the attention's output
+    mlp_out_norm: np.ndarray | None = None   # [D]   Gemma 3: post_feedforward_layernorm, on the MLP's output
     o_padded: np.ndarray | None = None  # o_proj with zero rows after it, for decoding (model/speed.py)
 
     @classmethod
@@ -46,10 +52,19 @@ class Layer:
         p = f"model.layers.{i}."
         fused = fused or {"qkv": joined([w[p + f"self_attn.{n}_proj.weight"] for n in "qkv"]),
                           "gate_up": joined([w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]])}
+        norm = (lambda name: w[p + name] + w[p + name].dtype.type(cfg.norm_offset)) if cfg.norm_offset else \
+            (lambda name: w[p + name])
         qkv_bias = np.concatenate([w[p + f"self_attn.{n}_proj.bias"] for n in "qkv"]) if cfg.qkv_bias else None
-        return cls(w[p + "input_layernorm.weight"], fused["qkv"], qkv_bias, w[p + "self_attn.o_proj.weight"],
-                   w.get(p + "self_attn.o_proj.bias") if cfg.o_bias else None, w[p + "post_attention_layernorm.weight"],
-                   fused["gate_up"], w[p + "mlp.down_proj.weight"], cfg.window(i), fused.get("o_padded"))
+        sandwich = cfg.sandwich_norms
+        return cls(norm("input_layernorm.weight"), fused["qkv"], qkv_bias, w[p + "self_attn.o_proj.weight"],
+                   w.get(p + "self_attn.o_proj.bias") if cfg.o_bias else None,
+                   norm("pre_feedforward_layernorm.weight" if sandwich else "post_attention_layernorm.weight"),
+                   fused["gate_up"], w[p + "mlp.down_proj.weight"], cfg.window(i),
+                   q_norm=norm("self_attn.q_norm.weight") if cfg.qk_norm else None,
+                   k_norm=norm("self_attn.k_norm.weight") if cfg.qk_norm else None,
+                   attn_out_norm=norm("post_attention_layernorm.weight") if sandwich else None,
+                   mlp_out_norm=norm("post_feedforward_layernorm.weight") if sandwich else None,
+                   o_padded=fused.get("o_padded"))
 
 
 def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, *,
@@ -60,24 +75,32 @@ def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: n
     function that stores the new keys and values in the cache and returns all S = start+T of them;
     without (training), the T positions are the whole sequence. With `keep` (a dict), also every
     activation block_backward reads (the lens reads `probs` and `x2` from it too).
+    Qwen3 and Gemma 3 norm each head's q and k; Gemma 3 also norms the attention's and the MLP's
+    outputs before they join the residual, and its MLP is GeGLU.
     """
     H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
     *B, T, D = x.shape
-    h1 = rms_norm(x, layer.input_norm, eps)                                   # [*B, T, D]
+    h1 = rms_norm(x, layer.attn_norm, eps)                                    # [*B, T, D]
     qkv = linear(h1, layer.qkv, layer.qkv_bias)                               # [*B, T, (H+2K)E]
     heads = np.swapaxes(qkv.reshape(*B, T, H + 2 * K, E), -3, -2)             # [*B, H+2K, T, E]
-    qk = apply_rope(heads[..., :H + K, :, :], cos, sin)                       # [*B, H+K, T, E] q and k turned
+    qk = heads[..., :H + K, :, :]                                             # [*B, H+K, T, E]
+    if layer.q_norm is not None:                                              # per head, over E
+        qk = np.concatenate([rms_norm(qk[..., :H, :, :], layer.q_norm, eps),
+                             rms_norm(qk[..., H:, :, :], layer.k_norm, eps)], axis=-3)
+    qk = apply_rope(qk, cos, sin)                                             # [*B, H+K, T, E] q and k turned
     q, k, v = qk[..., :H, :, :], qk[..., H:, :, :], heads[..., H + K:, :, :]  # [*B, H | K | K, T, E]
     if kv is not None:
         k, v = kv(k, v)                                                       # [K, S, E]: the past and the new
-    probs = attention_probs(q, k, start, layer.window)                        # [*B, H, T, S]
+    probs = attention_probs(q, k, start, layer.window, cfg.attn_scale)        # [*B, H, T, S]
     out = np.swapaxes(attention(probs, v), -3, -2).reshape(*B, T, H * E)      # [*B, H, T, E] -> [*B, T, H*E]
-    x2 = x + linear(out, layer.o_proj, layer.o_bias, padded=layer.o_padded)   # [*B, T, D]
-    h2 = rms_norm(x2, layer.post_norm, eps)                                   # [*B, T, D]
+    a = linear(out, layer.o_proj, layer.o_bias, padded=layer.o_padded)        # [*B, T, D]
+    x2 = x + (a if layer.attn_out_norm is None else rms_norm(a, layer.attn_out_norm, eps))
+    h2 = rms_norm(x2, layer.mlp_norm, eps)                                    # [*B, T, D]
     mlp = {} if keep is not None else None
-    y = x2 + swiglu(h2, layer.gate_up, layer.down, mlp)                       # [*B, T, D]
+    f = (swiglu if cfg.mlp_act == "silu" else geglu)(h2, layer.gate_up, layer.down, mlp)   # [*B, T, D]
+    y = x2 + (f if layer.mlp_out_norm is None else rms_norm(f, layer.mlp_out_norm, eps))
     if keep is not None:
-        keep.update(x=x, h1=h1, q=q, k=k, v=v, probs=probs, out=out, x2=x2, h2=h2, **mlp)
+        keep.update(x=x, h1=h1, heads=heads, q=q, k=k, v=v, probs=probs, out=out, a=a, x2=x2, h2=h2, f=f, **mlp)
     return y
 
 
@@ -90,23 +113,43 @@ def block_backward(cfg: LlamaConfig, layer: Layer, dy: np.ndarray, keep: dict, c
     H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
     *B, T, D = dy.shape
     flat = lambda a: a.reshape(-1, a.shape[-1])                                # noqa: E731  [*B, T, X] -> [N, X]
-    g = {}
-    # y = x2 + down(silu(g) . u),  [g | u] = h2 W_gate_up^T,  h2 = rms_norm(x2)
-    dm, g["down"], _ = linear_backward(flat(dy), flat(keep["m"]), layer.down)             # [N, F]
-    dgate, dup = swiglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["sig"]))  # [N, F] each
+    g, dy = {}, flat(dy)
+    # y = x2 + [rms_norm](f),  f = down(act(g) . u),  [g | u] = h2 W_gate_up^T,  h2 = rms_norm(x2)
+    df = dy
+    if layer.mlp_out_norm is not None:
+        df, g["mlp_out_norm"] = rms_norm_backward(dy, flat(keep["f"]), layer.mlp_out_norm, eps)
+    dm, g["down"], _ = linear_backward(df, flat(keep["m"]), layer.down)                  # [N, F]
+    if cfg.mlp_act == "silu":
+        dgate, dup = swiglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["sig"]))
+    else:
+        dgate, dup = geglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["tanh"]))
     dh2, g["gate_up"], _ = linear_backward(np.concatenate([dgate, dup], axis=-1), flat(keep["h2"]), layer.gate_up)
-    dn, g["post_norm"] = rms_norm_backward(dh2, flat(keep["x2"]), layer.post_norm, eps)
-    dx2 = flat(dy) + dn                                                                   # the residual adds
-    # x2 = x + o_proj(out),  out = attention(probs, v),  probs = attention_probs(rope(q), rope(k))
-    dout, g["o_proj"], g["o_bias"] = linear_backward(dx2, flat(keep["out"]), layer.o_proj, bias=layer.o_bias is not None)
+    dn, g["mlp_norm"] = rms_norm_backward(dh2, flat(keep["x2"]), layer.mlp_norm, eps)
+    dx2 = dy + dn                                                                         # the residual adds
+    # x2 = x + [rms_norm](o_proj(out)),  out = attention(probs, v),  probs = attention_probs(q, k)
+    da = dx2
+    if layer.attn_out_norm is not None:
+        da, g["attn_out_norm"] = rms_norm_backward(dx2, flat(keep["a"]), layer.attn_out_norm, eps)
+    dout, g["o_proj"], g["o_bias"] = linear_backward(da, flat(keep["out"]), layer.o_proj, bias=layer.o_bias is not None)
     dout = np.swapaxes(dout.reshape(*B, T, H, E), -3, -2)                                 # [*B, H, T, E]
-    dq, dk, dv = attention_backward(dout, keep["probs"], keep["q"], keep["k"], keep["v"])
-    dheads = np.concatenate([apply_rope_backward(dq, cos, sin), apply_rope_backward(dk, cos, sin), dv], axis=-3)
+    dq, dk, dv = attention_backward(dout, keep["probs"], keep["q"], keep["k"], keep["v"], cfg.attn_scale)
+    dq, dk = apply_rope_backward(dq, cos, sin), apply_rope_backward(dk, cos, sin)         # through the rotation
+    if layer.q_norm is not None:                                                          # through the head norms
+        heads = keep["heads"]
+        dq, g["q_norm"] = rms_norm_backward(dq, heads[..., :H, :, :], layer.q_norm, eps)
+        dk, g["k_norm"] = rms_norm_backward(dk, heads[..., H:H + K, :, :], layer.k_norm, eps)
+    dheads = np.concatenate([dq, dk, dv], axis=-3)                                        # [*B, H+2K, T, E]
     dqkv = np.swapaxes(dheads, -3, -2).reshape(-1, (H + 2 * K) * E)                       # [N, (H+2K)E]
     # q|k|v = h1 W_qkv^T (+ b),  h1 = rms_norm(x)
     dh1, g["qkv"], g["qkv_bias"] = linear_backward(dqkv, flat(keep["h1"]), layer.qkv, bias=layer.qkv_bias is not None)
-    dn, g["input_norm"] = rms_norm_backward(dh1, flat(keep["x"]), layer.input_norm, eps)
-    return (dx2 + dn).reshape(dy.shape), g
+    dn, g["attn_norm"] = rms_norm_backward(dh1, flat(keep["x"]), layer.attn_norm, eps)
+    return (dx2 + dn).reshape(*B, T, D), g
+
+
+def final_norm(cfg: LlamaConfig, w: dict) -> np.ndarray:
+    """The final norm's factor [D] (Gemma's 1 + w in HF files: config.norm_offset)."""
+    norm = w["model.norm.weight"]
+    return norm + norm.dtype.type(cfg.norm_offset) if cfg.norm_offset else norm
 
 
 class Llama:
@@ -117,8 +160,9 @@ class Llama:
         self.w = weights
         self.embed_tokens = weights["model.embed_tokens.weight"]           # [V, D]
         self.lm_head = self.embed_tokens if cfg.tie_word_embeddings else weights["lm_head.weight"]  # [V, D]
-        self.inv_freq = model_frequencies(cfg)                                # [E/2]
-        self.cos = self.sin = np.zeros((0, cfg.head_dim), np.float32)  # [P, E], grown as positions are used
+        self.final_norm = final_norm(cfg, weights)                            # [D]
+        self.ropes = [repr(cfg.rope(i)) for i in range(cfg.num_hidden_layers)]  # each layer's (theta, scaling)
+        self.tables = {}                                                      # (theta, scaling) -> cos, sin [P, E]
         self.cache_k = self.cache_v = None  # [L, K, S_max, E] each, allocated by new_cache
         self.length = 0                     # positions already in the cache
         self.layers = [Layer.of(cfg, weights, i, fuse_layer(cfg, weights, i)) for i in range(cfg.num_hidden_layers)]
@@ -139,13 +183,16 @@ class Llama:
         self.cache_v = lazy_zeros(shape)
         self.length = 0
 
-    def rotary(self, start: int, T: int) -> tuple[np.ndarray, np.ndarray]:
-        """cos, sin [T, E] of positions start..start+T-1 (the tables grow by doubling, never the whole context)."""
-        S = start + T
-        if S > len(self.cos):
-            grow = min(max(S, 2 * len(self.cos), 256), self.cfg.max_position_embeddings)
-            self.cos, self.sin = rope_tables(self.cfg.head_dim, grow, self.cfg.rope_theta, inv_freq=self.inv_freq)
-        return self.cos[start:S], self.sin[start:S]
+    def rotary(self, start: int, T: int, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """cos, sin [T, E] of positions start..start+T-1 for a layer (the tables grow by doubling, never
+        the whole context; one table per rotary base, two in Gemma 3)."""
+        key, S = self.ropes[layer], start + T
+        cos, sin = self.tables.get(key, (np.zeros((0, self.cfg.head_dim), np.float32),) * 2)
+        if S > len(cos):
+            grow = min(max(S, 2 * len(cos), 256), self.cfg.max_position_embeddings)
+            cos, sin = rope_tables(self.cfg.head_dim, grow, 0.0, inv_freq=model_frequencies(self.cfg, layer))
+            self.tables[key] = cos, sin
+        return cos[start:S], sin[start:S]
 
     def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None) -> np.ndarray:
         """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions.
@@ -165,8 +212,7 @@ class Llama:
         if T == 0 or tokens.min() < 0 or tokens.max() >= cfg.vocab_size:
             raise ValueError(f"token ids must be in 0..{cfg.vocab_size - 1}")
         S = start + T
-        cos, sin = self.rotary(start, T)                                  # [T, E]
-        x = embedding(self.embed_tokens, tokens)                          # [T] -> [T, D]
+        x = embedding(self.embed_tokens, tokens, cfg.embed_scale)        # [T] -> [T, D]
         residual = trace.get("residual") if trace is not None else None
         if trace is not None:
             trace["attention"], trace["norms"] = [], [float(np.linalg.norm(x[-1]))]
@@ -177,6 +223,7 @@ class Llama:
                 self.cache_k[i, :, start:S], self.cache_v[i, :, start:S] = k, v
                 return self.cache_k[i, :, :S], self.cache_v[i, :, :S]
             keep = {} if trace is not None else None
+            cos, sin = self.rotary(start, T, i)                             # [T, E]
             x = block(cfg, layer, x, cos, sin, kv=kv, start=start, keep=keep)  # [T, D]
             if trace is not None:
                 trace["attention"].append(keep["probs"][:, -1, :])          # [H, S]
@@ -185,5 +232,5 @@ class Llama:
                 residual += [keep["x2"], x]                                 # after attention, after the MLP
         self.length = S
         x = x if all_logits else x[-1:]
-        logits = linear(rms_norm(x, self.w["model.norm.weight"], cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
+        logits = linear(rms_norm(x, self.final_norm, cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
         return logits if all_logits else logits[0]

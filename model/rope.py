@@ -68,11 +68,14 @@ def cos_sin(inv_freq: np.ndarray, max_positions: int) -> tuple[np.ndarray, np.nd
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
-def model_frequencies(cfg) -> np.ndarray:
-    """The inverse frequencies [E/2] a model's config asks for: GGUF rope_freqs divisors, else its scaling."""
-    if cfg.rope_divisors is not None:  # GGUF's rope_freqs: Llama-3's scaling as divisors
-        return inv_frequencies(cfg.head_dim, cfg.rope_theta) / np.array(cfg.rope_divisors, np.float32)
-    return scaled_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+def model_frequencies(cfg, layer: int = 0) -> np.ndarray:
+    """The inverse frequencies [E/2] a model's config asks for at a layer: GGUF rope_freqs divisors, else
+    its scaling (Gemma 3's sliding layers have a base of their own, unscaled: config.rope)."""
+    theta, scaling = cfg.rope(layer)
+    local = cfg.local_rope_theta is not None and cfg.window(layer) is not None
+    if cfg.rope_divisors is not None and not local:  # GGUF's rope_freqs: Llama-3's scaling as divisors
+        return inv_frequencies(cfg.head_dim, theta) / np.array(cfg.rope_divisors, np.float32)
+    return scaled_frequencies(cfg.head_dim, theta, scaling)
 
 
 def rope_tables(head_dim: int, max_positions: int, theta: float, scaling: dict | None = None,

@@ -64,6 +64,10 @@ def expected_shapes(cfg: LlamaConfig) -> dict[str, tuple]:
                            p + "self_attn.v_proj.bias": (K * E,)})
         if cfg.o_bias:    # Llama with attention_bias
             shapes[p + "self_attn.o_proj.bias"] = (D,)
+        if cfg.qk_norm:   # Qwen3, Gemma 3
+            shapes.update({p + "self_attn.q_norm.weight": (E,), p + "self_attn.k_norm.weight": (E,)})
+        if cfg.sandwich_norms:  # Gemma 3: four norms per block
+            shapes.update({p + "pre_feedforward_layernorm.weight": (D,), p + "post_feedforward_layernorm.weight": (D,)})
     return shapes
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from model.config import LlamaConfig
 from model.attention import attention, attention_backward, attention_probs
-from model.layers import embedding_backward, linear, linear_backward, rms_norm, rms_norm_backward, swiglu_backward
+from model.layers import (embedding_backward, geglu, geglu_backward, linear, linear_backward, rms_norm,
+                          rms_norm_backward, swiglu_backward)
 from model.loss import cross_entropy, cross_entropy_backward
 from model.rope import apply_rope, apply_rope_backward, rope_tables
 from model.train import loss_and_grads

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import LlamaConfig
 from ..layers import embedding, embedding_backward, linear, linear_backward, rms_norm, rms_norm_backward
-from ..llama import Layer, block, block_backward
+from ..llama import Layer, block, block_backward, final_norm
 from ..loss import IGNORE, cross_entropy, cross_entropy_backward
 from ..rope import model_frequencies, rope_tables
 
@@ -35,9 +35,9 @@ def check_batch(cfg: LlamaConfig, inputs, targets) -> tuple[np.ndarray, np.ndarr
     return inputs.astype(np.int64), targets.astype(np.int64)
 
 
-def rotary(cfg: LlamaConfig, T: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """cos, sin [T, E] for positions 0..T-1, computed in float32 as inference does, then cast."""
-    cos, sin = rope_tables(cfg.head_dim, T, cfg.rope_theta, inv_freq=model_frequencies(cfg))
+def rotary(cfg: LlamaConfig, T: int, dtype, layer: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """cos, sin [T, E] for positions 0..T-1 at a layer, computed in float32 as inference does, then cast."""
+    cos, sin = rope_tables(cfg.head_dim, T, cfg.rope_theta, inv_freq=model_frequencies(cfg, layer))
     return cos.astype(dtype), sin.astype(dtype)
 
 
@@ -45,17 +45,18 @@ def forward_loss(cfg: LlamaConfig, w: dict, inputs: np.ndarray, targets: np.ndar
     """Mean cross-entropy of a batch; with `keep`, also what the backward needs."""
     B, T = inputs.shape
     embed = w["model.embed_tokens.weight"]
-    cos, sin = rotary(cfg, T, embed.dtype)
-    x = embedding(embed, inputs)                                                    # [B, T] -> [B, T, D]
+    tables = {}                                                                     # one per rotary base
+    ropes = [tables.setdefault(repr(cfg.rope(i)), rotary(cfg, T, embed.dtype, i)) for i in range(cfg.num_hidden_layers)]
+    x = embedding(embed, inputs, cfg.embed_scale)                                   # [B, T] -> [B, T, D]
     layers, saved = [Layer.of(cfg, w, i) for i in range(cfg.num_hidden_layers)], []
-    for layer in layers:
+    for layer, (cos, sin) in zip(layers, ropes):
         s = {} if keep else None
         x = block(cfg, layer, x, cos, sin, keep=s)                                  # [B, T, D]
         saved.append(s)
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]               # [V, D]
-    hf = rms_norm(x.reshape(B * T, -1), w["model.norm.weight"], cfg.rms_norm_eps)   # [N, D]
+    hf = rms_norm(x.reshape(B * T, -1), final_norm(cfg, w), cfg.rms_norm_eps)       # [N, D]
     loss, p = cross_entropy(linear(hf, head), targets.reshape(-1))                  # [N, V]
-    return loss, (x, hf, p, layers, saved, cos, sin)
+    return loss, (x, hf, p, layers, saved, ropes)
 
 
 def layer_grads(cfg: LlamaConfig, i: int, g: dict, grads: dict) -> None:
@@ -71,28 +72,36 @@ def layer_grads(cfg: LlamaConfig, i: int, g: dict, grads: dict) -> None:
     grads[p + "self_attn.o_proj.weight"], grads[p + "mlp.down_proj.weight"] = g["o_proj"], g["down"]
     if cfg.o_bias:
         grads[p + "self_attn.o_proj.bias"] = g["o_bias"]
-    grads[p + "input_layernorm.weight"], grads[p + "post_attention_layernorm.weight"] = g["input_norm"], g["post_norm"]
+    names = {"attn_norm": "input_layernorm", "q_norm": "self_attn.q_norm", "k_norm": "self_attn.k_norm"}
+    if cfg.sandwich_norms:   # Gemma 3's four: the second is on the attention's output
+        names.update(attn_out_norm="post_attention_layernorm", mlp_norm="pre_feedforward_layernorm",
+                     mlp_out_norm="post_feedforward_layernorm")
+    else:
+        names["mlp_norm"] = "post_attention_layernorm"
+    for ours, hf in names.items():
+        if ours in g:
+            grads[p + hf + ".weight"] = g[ours]
 
 
 def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets) -> tuple[float, dict]:
     """The mean cross-entropy of next-token prediction on [B, T] ids, and dL/dW for every weight."""
     inputs, targets = check_batch(cfg, inputs, targets)
-    loss, (x, hf, p, layers, saved, cos, sin) = forward_loss(cfg, weights, inputs, targets)
+    loss, (x, hf, p, layers, saved, ropes) = forward_loss(cfg, weights, inputs, targets)
     w, grads = weights, {}
     embed = w["model.embed_tokens.weight"]
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]
     dz = cross_entropy_backward(p, targets.reshape(-1))                            # [N, V], written into p
     dhf, dhead, _ = linear_backward(dz, hf, head)
     del p, dz                                                                       # the step's largest array
-    dx, grads["model.norm.weight"] = rms_norm_backward(dhf, x.reshape(dhf.shape), w["model.norm.weight"],
+    dx, grads["model.norm.weight"] = rms_norm_backward(dhf, x.reshape(dhf.shape), final_norm(cfg, w),
                                                        cfg.rms_norm_eps)
     dx = dx.reshape(x.shape)                                                        # [B, T, D]
     for i in reversed(range(cfg.num_hidden_layers)):
-        dx, g = block_backward(cfg, layers[i], dx, saved[i], cos, sin)
+        dx, g = block_backward(cfg, layers[i], dx, saved[i], *ropes[i])
         layer_grads(cfg, i, g, grads)
         saved[i] = None                                                             # free as we go
     grads["model.embed_tokens.weight"] = embedding_backward(dx.reshape(-1, dx.shape[-1]), inputs.reshape(-1),
-                                                            cfg.vocab_size)
+                                                            cfg.vocab_size, cfg.embed_scale)
     if cfg.tie_word_embeddings:
         grads["model.embed_tokens.weight"] += dhead                                 # both uses of W_E add
     else:
