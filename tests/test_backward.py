@@ -79,6 +79,19 @@ def test_swiglu_inner_product():
     close(dg, numeric_grad(loss, g)), close(du, numeric_grad(loss, u))
 
 
+def test_geglu_inner_product():
+    x, gate_up, down, R = r(4, 5), r(12, 5), r(5, 6), r(4, 5)
+    keep = {}
+    loss = lambda: float(np.sum(geglu(x, gate_up, down, keep) * R))  # noqa: E731
+    loss()
+    g, u = keep["g"].copy(), keep["u"].copy()
+    dm = R @ down                                                # dL/dm, through down's linear
+    dg, du = geglu_backward(dm, g, u, keep["tanh"])
+    gelu = lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))  # noqa: E731
+    inner = lambda: float(np.sum(gelu(g) * u * dm))  # noqa: E731
+    close(dg, numeric_grad(inner, g)), close(du, numeric_grad(inner, u))
+
+
 def test_embedding_repeated_ids_accumulate():
     W, ids, R = r(7, 3), np.array([1, 4, 1, 1, 6]), r(5, 3)
     loss = lambda: float(np.sum(W[ids] * R))  # noqa: E731
@@ -101,6 +114,11 @@ CONFIGS = {
     "qwen2-bias-headdim": dict(num_attention_heads=3, num_key_value_heads=1, head_dim=6, tie_word_embeddings=True,
                                model_type="qwen2", qkv_bias=True),
     "window": dict(num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False, windows=(2, 2)),
+    "qwen3-qk-norm": dict(num_attention_heads=4, num_key_value_heads=2, head_dim=6, tie_word_embeddings=True,
+                          model_type="qwen3", qk_norm=True),
+    "gemma3": dict(num_attention_heads=2, num_key_value_heads=1, head_dim=6, tie_word_embeddings=True,
+                   model_type="gemma3_text", qk_norm=True, sandwich_norms=True, norm_offset=1.0, mlp_act="gelu_tanh",
+                   embed_scale=8 ** 0.5, attn_scale=0.3, local_rope_theta=100.0, windows=(2, None)),
 }
 
 
