@@ -67,6 +67,9 @@ def _sentencepiece(meta, tokens, types, ids, source, *, add_bos: bool, stop_ids:
     if not isinstance(scores, list) or len(scores) != len(tokens) or \
             not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
         raise ModelFileError(f"{source}: tokenizer.ggml.scores must be {len(tokens)} numbers")
+    unk = ids["unknown"]
+    if unk is not None and types[unk] != UNKNOWN and UNKNOWN not in types:
+        types = types[:unk] + [UNKNOWN] + types[unk + 1:]   # Gemma's files type <unk> as control: its id decides
     proto = ModelProto()
     for piece, score, typ in zip(tokens, scores, types):
         proto.add_piece(piece, float(score), typ)
@@ -79,7 +82,7 @@ def _sentencepiece(meta, tokens, types, ids, source, *, add_bos: bool, stop_ids:
     proto.trainer.update(model_type=2, byte_fallback=BYTE in types, vocab_size=len(tokens))
     proto.normalizer.update(name="identity", add_dummy_prefix=bool(meta.get("tokenizer.ggml.add_space_prefix", True)),
                             remove_extra_whitespaces=False)
-    return SentencePieceTokenizer(proto, source=source, add_bos=add_bos, stop_ids=stop_ids)
+    return SentencePieceTokenizer(proto, source=source, add_bos=add_bos, stop_ids=stop_ids, raw_user_defined=True)
 
 
 def _byte_level(meta, tokens, types, ids, source, warn, *, stop_ids: set) -> ByteLevelBPE:

@@ -48,7 +48,7 @@ class SentencePieceTokenizer(SpecialSettings):
 
     def __init__(self, proto: ModelProto, *, source: str = "model", add_bos: bool = True,
                  stop_ids: set[int] | None = None, hf_decoding: HFDecoding | None = None,
-                 hf_prepend: str | None = None):
+                 hf_prepend: str | None = None, raw_user_defined: bool = False):
         kind = proto.trainer.get("model_type", 1)
         if kind != 2:
             raise ModelFileError(f"{source}: a {MODEL_TYPES.get(kind, kind)} model; only BPE models are supported")
@@ -91,6 +91,12 @@ class SentencePieceTokenizer(SpecialSettings):
         self.id_to_byte = {i: b for b, i in enumerate(self.byte_ids) if self.types[i] == BYTE}
         self.user_defined = sorted((p for p, t in zip(proto.pieces, proto.types) if t == USER_DEFINED),
                                    key=len, reverse=True)
+        # subtle: llama.cpp and HF's converter cut a GGUF vocabulary's user-defined pieces out of the raw
+        # text, before "▁" replaces spaces (Gemma's "  " is two spaces); SentencePiece matches them after
+        self._raw_re = None
+        if raw_user_defined and self.user_defined:
+            self._raw_re = re.compile("(" + "|".join(re.escape(u) for u in self.user_defined) + ")")
+            self.user_defined = []
         self._symbol_re = re.compile("|".join([re.escape(u) for u in self.user_defined] + ["."]), re.S)
         self._chunk_re = self._chunker()
         self._score = {p: s for p, (s, _) in self.mergeable.items()}
@@ -192,6 +198,21 @@ class SentencePieceTokenizer(SpecialSettings):
 
     def _encode(self, text: str, *, bos: bool = False, eos: bool = False, first: bool = True) -> list[int]:
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
+        if self._raw_re is None:
+            ids += self._encode_text(text, first=first)
+        else:                                   # user-defined pieces first, on the raw text
+            for k, part in enumerate(self._raw_re.split(text)):
+                if k % 2:
+                    ids.append(self.mergeable[part][1])
+                elif part:
+                    ids += self._encode_text(part, first=first and k == 0)
+        if eos and self.eos_id >= 0:
+            ids.append(self.eos_id)
+        return ids
+
+    def _encode_text(self, text: str, *, first: bool = True) -> list[int]:
+        """Normalize, then BPE (in chunks no merge crosses, through the cache)."""
+        ids: list[int] = []
         normalized = self.normalize(text, first=first)
         if self._chunk_re is None:
             ids += self._encode_chunk(normalized)
@@ -210,8 +231,6 @@ class SentencePieceTokenizer(SpecialSettings):
                 ids += hit
         if not self.byte_fallback:  # SentencePiece fuses a run of unknown pieces into one <unk>
             ids = [i for k, i in enumerate(ids) if i != self.unk_id or k == 0 or ids[k - 1] != self.unk_id]
-        if eos and self.eos_id >= 0:
-            ids.append(self.eos_id)
         return ids
 
     def encode_pieces(self, text: str) -> list[str]:

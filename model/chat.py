@@ -171,13 +171,17 @@ def default_format(tokenizer) -> "ChatFormat | NoChat":
 
 class NoChat:
     """The chat format of a model that has none: no template, and no end-of-sequence token to end a turn
-    (a model trained on plain text with a character tokenizer, say). Rendering refuses, saying so."""
+    (a model trained on plain text with a character tokenizer, say), or a base model of a family whose
+    chat format is its own (Gemma 3 base). Rendering refuses, saying so."""
     source, text, tokens = "no chat template", "", {}
+
+    def __init__(self, why: str = "its tokenizer has no end-of-sequence token to end a turn"):
+        self.why = why
 
     def render(self, messages: list[dict], *, add_generation_prompt: bool = True) -> str:
         """Always refuses: ChatTemplateError saying why."""
-        raise ChatTemplateError("this model has no chat template, and its tokenizer has no end-of-sequence "
-                                "token to end a turn: prompt it with plain text instead")
+        raise ChatTemplateError(f"this model has no chat template, and {self.why}: prompt it with plain text "
+                                "instead")
 
     def encode(self, tokenizer, messages: list[dict], *, add_generation_prompt: bool = True) -> list[int]:
         """Always refuses, as render."""

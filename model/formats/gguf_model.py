@@ -20,7 +20,8 @@ from ..config import ConfigError, LlamaConfig
 from ..speed import fused_layout
 from ..weights import WeightsError, expected_shapes
 
-ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2"}  # GGUF general.architecture -> our model_type
+ARCHITECTURES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3",   # GGUF general.architecture -> model_type
+                 "gemma3": "gemma3_text"}
 PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp's converter permutes (not qwen2)
 
 # GGUF name -> Hugging Face name; {i} is the layer
@@ -42,16 +43,30 @@ NAMES = {
     "blk.{i}.attn_v.bias": "model.layers.{i}.self_attn.v_proj.bias",
     "blk.{i}.attn_output.bias": "model.layers.{i}.self_attn.o_proj.bias",
 }
+NAMES_QK_NORM = {  # Qwen3 and Gemma 3: RMSNorm over each head's q and k
+    "blk.{i}.attn_q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
+    "blk.{i}.attn_k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+}
+NAMES_GEMMA3 = {  # Gemma 3's four norms: ffn_norm is the pre-feed-forward norm, not Llama's post-attention one
+    "blk.{i}.post_attention_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blk.{i}.ffn_norm.weight": "model.layers.{i}.pre_feedforward_layernorm.weight",
+    "blk.{i}.post_ffw_norm.weight": "model.layers.{i}.post_feedforward_layernorm.weight",
+}
 ROPE_FREQS = "rope_freqs.weight"  # Llama-3's rope scaling, as divisors (read into the config)
+LOCAL_ROPE_THETA = 10_000.0       # llama.cpp's rotary base for Gemma 3's sliding layers (not in the file)
+GEMMA3_PATTERN = 6                # llama.cpp's Gemma 3: every sixth layer global, the rest sliding
+GEMMA3_27B_LAYERS = 62            # llama.cpp scales the 27B's scores by (D / H)^-1/2, the others' by E^-1/2
 
 
-def hf_name(gguf_name: str) -> str | None:
+def hf_name(gguf_name: str, model_type: str = "llama") -> str | None:
     """The Hugging Face name of a GGUF tensor name, or None if the table has no entry."""
+    table = {**NAMES, **(NAMES_QK_NORM if model_type in ("qwen3", "gemma3_text") else {}),
+             **(NAMES_GEMMA3 if model_type == "gemma3_text" else {})}
     parts = gguf_name.split(".")
     if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit():
-        template = NAMES.get(".".join(["blk", "{i}"] + parts[2:]))
+        template = table.get(".".join(["blk", "{i}"] + parts[2:]))
         return template.format(i=int(parts[1])) if template else None
-    return NAMES.get(gguf_name)
+    return table.get(gguf_name)
 
 
 def config_from_metadata(g: GGUFFile) -> LlamaConfig:
@@ -84,6 +99,8 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
         raise ConfigError(f"{source}: partial rotary embeddings ({arch}.rope.dimension_count {rotary} of head "
                           f"size {head_dim}) are not supported")
     window = meta.get(f"{arch}.attention.sliding_window", 0)  # llama.cpp writes none for Mistral; honoured if there
+    if arch == "gemma3" and f"{arch}.attention.sliding_window" not in meta:
+        raise ConfigError(f"{source}: metadata {arch}.attention.sliding_window is missing (Gemma 3's local layers)")
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise ConfigError(f"{source}: metadata {arch}.attention.sliding_window must be a count, got {window!r}")
     fields = dict(
@@ -99,7 +116,16 @@ def config_from_metadata(g: GGUFFile) -> LlamaConfig:
         bos_token_id=meta.get("tokenizer.ggml.bos_token_id"), eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
         model_type=ARCHITECTURES[arch], rope_scaling=_rope_scaling(meta, arch, source),
         qkv_bias="blk.0.attn_q.bias" in g.tensors, o_bias="blk.0.attn_output.bias" in g.tensors,
-        windows=(window,) * layers if window else (), rope_divisors=_rope_divisors(g))
+        windows=(window,) * layers if window else (), rope_divisors=_rope_divisors(g),
+        qk_norm=arch in ("qwen3", "gemma3"))
+    if arch == "gemma3":
+        if not window:
+            raise ConfigError(f"{source}: metadata {arch}.attention.sliding_window must be positive for Gemma 3")
+        scale_by = hidden / heads if layers == GEMMA3_27B_LAYERS else head_dim
+        fields.update(  # llama.cpp's converter stores the norms as 1 + w: read them as they are (offset 0)
+            windows=tuple(None if (i + 1) % GEMMA3_PATTERN == 0 else window for i in range(layers)),
+            local_rope_theta=LOCAL_ROPE_THETA, sandwich_norms=True, norm_offset=0.0, mlp_act="gelu_tanh",
+            embed_scale=float(np.float32(np.sqrt(hidden))), attn_scale=float(scale_by) ** -0.5)
     try:
         return LlamaConfig(**fields)
     except ConfigError as e:
@@ -146,7 +172,7 @@ def load_gguf_weights(g: GGUFFile, cfg: LlamaConfig) -> dict[str, np.ndarray]:
     for name, info in g.tensors.items():
         if name == ROPE_FREQS:
             continue
-        ours = hf_name(name)
+        ours = hf_name(name, cfg.model_type)
         if ours is None or ours not in shapes:
             raise WeightsError(f"{g.path}: unexpected tensor {name}")
         if info.type not in TYPES:

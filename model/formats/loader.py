@@ -1,4 +1,4 @@
-"""Loading a model by what the user typed: a GGUF file, `ollama:NAME`, `smollm2`, a folder, a Hub id.
+"""Loading a model by what the user typed: a GGUF file, `ollama:NAME`, `smollm2`, `gemma3`, a folder, a Hub id.
 
 Whatever the source, the result is the same four things: the model (our Llama), its tokenizer
 (bpe/'s one interface), its chat format, and the sampling defaults its files suggest.
@@ -17,13 +17,14 @@ from bpe.gguf_vocab import tokenizer_from_gguf
 from bpe.model_file import ModelFileError
 
 from . import ollama
-from ..chat import ChatFormat, default_format, special_token_strings
+from ..chat import ChatFormat, NoChat, default_format, special_token_strings
 from .gguf_model import config_from_metadata, load_gguf_weights, open_gguf
 from .hub import DEFAULT_REPO, ModelNotFound, resolve_model
 from ..llama import Llama
+from .gemma3 import INSTALL as GEMMA3_INSTALL, gemma3_gguf
 from .smollm2 import smollm2_gguf
 
-SMOLLM2 = "smollm2"
+SMOLLM2, GEMMA3 = "smollm2", "gemma3"
 MAX_JSON = 64 << 20
 
 
@@ -52,6 +53,11 @@ def load(spec: str) -> Loaded:
     """Load the model `spec` names (see the module doc); ValueError subclasses name any problem."""
     if spec.startswith(ollama.PREFIX):
         return load_gguf(ollama.resolve(spec))
+    if spec == GEMMA3:
+        path = gemma3_gguf()
+        if path is None:
+            raise ModelNotFound(f"Gemma 3 270M is not installed: {GEMMA3_INSTALL}")
+        return load_gguf(path)
     if spec == SMOLLM2:
         path = smollm2_gguf()
         if path is None:
@@ -78,8 +84,13 @@ def load_gguf(path) -> Loaded:
     cfg = config_from_metadata(g)
     tok = tokenizer_from_gguf(g.metadata, str(path))
     template = g.metadata.get("tokenizer.chat_template")
-    chat = ChatFormat(template, tokens=special_token_strings(tok), source=f"{path} (tokenizer.chat_template)") \
-        if template is not None else default_format(tok)
+    if template is not None:
+        chat = ChatFormat(template, tokens=special_token_strings(tok), source=f"{path} (tokenizer.chat_template)")
+    elif cfg.model_type != "llama":     # TinyLlama's format is a Llama fine-tune's, never a base Gemma's or Qwen's
+        name = {"gemma3_text": "Gemma 3", "qwen3": "Qwen3", "qwen2": "Qwen2", "mistral": "Mistral"}[cfg.model_type]
+        chat = NoChat(f"this {name} file (a base model) names no chat format")
+    else:
+        chat = default_format(tok)
     return Loaded(Llama(cfg, load_gguf_weights(g, cfg)), tok, chat, str(path))
 
 
