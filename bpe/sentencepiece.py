@@ -91,11 +91,14 @@ class SentencePieceTokenizer(SpecialSettings):
         self.id_to_byte = {i: b for b, i in enumerate(self.byte_ids) if self.types[i] == BYTE}
         self.user_defined = sorted((p for p, t in zip(proto.pieces, proto.types) if t == USER_DEFINED),
                                    key=len, reverse=True)
-        # subtle: llama.cpp and HF's converter cut a GGUF vocabulary's user-defined pieces out of the raw
-        # text, before "▁" replaces spaces (Gemma's "  " is two spaces); SentencePiece matches them after
-        self._raw_re = None
+        # subtle: HF's converter makes a GGUF vocabulary's user-defined pieces added tokens, cut out of the
+        # text (spaces already "▁": Gemma's "  " matches " ▁" too) before any BPE; SentencePiece would
+        # match them inside its own normalization instead
+        self._raw_re, self._raw_ids = None, {}
         if raw_user_defined and self.user_defined:
-            self._raw_re = re.compile("(" + "|".join(re.escape(u) for u in self.user_defined) + ")")
+            self._raw_ids = {u.replace(" ", SPACE): self.mergeable[u][1] for u in self.user_defined}
+            self._raw_re = re.compile("(" + "|".join(re.escape(u) for u in sorted(self._raw_ids, key=len, reverse=True))
+                                      + ")")
             self.user_defined = []
         self._symbol_re = re.compile("|".join([re.escape(u) for u in self.user_defined] + ["."]), re.S)
         self._chunk_re = self._chunker()
@@ -200,10 +203,10 @@ class SentencePieceTokenizer(SpecialSettings):
         ids = [self.bos_id] if bos and self.bos_id >= 0 else []
         if self._raw_re is None:
             ids += self._encode_text(text, first=first)
-        else:                                   # user-defined pieces first, on the raw text
-            for k, part in enumerate(self._raw_re.split(text)):
+        else:                                   # user-defined pieces first (spaces as "▁")
+            for k, part in enumerate(self._raw_re.split(text.replace(" ", SPACE))):
                 if k % 2:
-                    ids.append(self.mergeable[part][1])
+                    ids.append(self._raw_ids[part])
                 elif part:
                     ids += self._encode_text(part, first=first and k == 0)
         if eos and self.eos_id >= 0:

@@ -22,8 +22,17 @@ FAMILY = [
     ('Mistral-7B', 'mistral / llama',
      'sliding-window attention (key j seen from i when i - window < j <= i)',
      'windows -> attention_probs(window=)'),
+    ('Qwen3 0.6B .. 32B (dense)', 'qwen3 / qwen3',
+     'RMSNorm over each head\'s q and k before rotary (q_norm, k_norm); explicit head_dim; no q/k/v biases',
+     'qk_norm -> llama.block; gguf_model.NAMES_QK_NORM'),
+    ('Gemma 3 270M / 1B / 4B (text)', 'gemma3_text, gemma3 / gemma3',
+     'q/k norms; four norms per block (attention and MLP outputs normed before the residual); norms scale by '
+     '1 + w (GGUF stores 1 + w); GeGLU (tanh GELU); embeddings x sqrt(D); scores x query_pre_attn_scalar^-1/2; '
+     '5 of 6 layers slide (window 512, rotary base 1e4), every sixth global (base 1e6)',
+     'sandwich_norms, norm_offset, mlp_act, embed_scale, attn_scale, local_rope_theta -> llama.block'),
 ]
-REFUSED = "GELU variants, Gemma's norm offsets, mixture of experts, yarn / longrope scaling, MLP biases, GGUF types IQ2/IQ3/IQ1/TQ/MXFP4"
+REFUSED = ("Gemma 2's logit soft-capping, other GELU variants, mixture of experts, yarn / longrope scaling, "
+           "MLP biases, GGUF types IQ2/IQ3/IQ1/TQ/MXFP4")
 
 
 def describe_family() -> str:

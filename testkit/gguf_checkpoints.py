@@ -8,7 +8,7 @@ The same variant and seed always give the same bytes, so golden files made by te
 import numpy as np
 
 from .checkpoints import random_weights
-from conftest import fixture_path, smollm2_gguf_path
+from .paths import fixture_path, smollm2_gguf_path
 
 gguf = __import__("pytest").importorskip("gguf")
 from gguf import GGMLQuantizationType as Q  # noqa: E402
@@ -209,6 +209,57 @@ def convert_checkpoint(folder, name: str, out_dir):
         elif arch == "llama" and kind == "attn_k":
             w = permute(w, kv)
         writer.add_tensor(out, np.ascontiguousarray(w, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+GEMMA3_NAMES = {"input_layernorm.weight": "attn_norm", "self_attn.q_norm.weight": "attn_q_norm",
+                "self_attn.k_norm.weight": "attn_k_norm", "post_attention_layernorm.weight": "post_attention_norm",
+                "pre_feedforward_layernorm.weight": "ffn_norm", "post_feedforward_layernorm.weight": "post_ffw_norm"}
+
+
+def write_gemma3_gguf(path, *, hidden=32, ffn=48, layers=6, heads=2, kv=1, head_dim=16, window=4, seed=0,
+                      drop=(), metadata=None, bad_norm=False):
+    """A small random Gemma 3 GGUF as llama.cpp's converter lays one out (F32 tensors, norms stored as 1 + w,
+    no q/k permutation), with the Llama-2 vocabulary. `drop` leaves metadata keys out, `metadata` overrides
+    or adds keys, `bad_norm` gives layer 0's attention norm the wrong size: the bad files of the tests."""
+    tokens, scores, types, _, bos, eos = tokenizer_tables("llama")
+    rng = np.random.default_rng(seed)
+    keys = {"context_length": 256, "embedding_length": hidden, "block_count": layers, "feed_forward_length": ffn,
+            "attention.head_count": heads, "attention.head_count_kv": kv, "attention.key_length": head_dim,
+            "attention.value_length": head_dim, "attention.layer_norm_rms_epsilon": 1e-6,
+            "rope.freq_base": 1e6, "attention.sliding_window": window, **(metadata or {})}
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    for key, value in keys.items():
+        if key in drop:
+            continue
+        add = writer.add_float32 if isinstance(value, float) else writer.add_uint32
+        add(f"gemma3.{key}", value)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    writer.add_add_space_prefix(False)
+    V = len(tokens)
+    shapes = {"token_embd": (V, hidden), "output_norm": (hidden,)}
+    for i in range(layers):
+        p = f"blk.{i}."
+        shapes.update({p + "attn_norm": (hidden + (1 if bad_norm and i == 0 else 0),), p + "attn_q": (heads * head_dim, hidden),
+                       p + "attn_q_norm": (head_dim,), p + "attn_k": (kv * head_dim, hidden), p + "attn_k_norm": (head_dim,),
+                       p + "attn_v": (kv * head_dim, hidden), p + "attn_output": (hidden, heads * head_dim),
+                       p + "post_attention_norm": (hidden,), p + "ffn_norm": (hidden,), p + "ffn_gate": (ffn, hidden),
+                       p + "ffn_up": (ffn, hidden), p + "ffn_down": (hidden, ffn), p + "post_ffw_norm": (hidden,)})
+    for name, shape in shapes.items():
+        if len(shape) == 1:
+            w = 1.0 + rng.standard_normal(shape) * 0.3          # 1 + w, as the converter stores Gemma's norms
+        else:
+            w = rng.standard_normal(shape) * (0.5 / np.sqrt(shape[1]))
+        writer.add_tensor(name + ".weight", w.astype(np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

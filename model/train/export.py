@@ -14,7 +14,8 @@ from files.safetensors import save_safetensors
 
 from ..config import LlamaConfig
 
-ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM",
+                 "qwen3": "Qwen3ForCausalLM", "gemma3_text": "Gemma3ForCausalLM"}
 
 
 class ExportError(ValueError):
@@ -37,7 +38,20 @@ def config_json(cfg: LlamaConfig) -> dict:
         "hidden_act": "silu", "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
         "torch_dtype": "float32", "initializer_range": 0.02,
     }
-    if cfg.model_type == "llama":
+    if cfg.model_type == "gemma3_text":
+        del out["rope_theta"], out["rope_scaling"], out["hidden_act"]
+        out.update(hidden_activation="gelu_pytorch_tanh", sliding_window=max(w for w in cfg.windows if w),
+                   layer_types=["sliding_attention" if w else "full_attention" for w in cfg.windows],
+                   rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": cfg.rope_theta,
+                                                       **(cfg.rope_scaling or {})},
+                                    "sliding_attention": {"rope_type": "default", "rope_theta": cfg.local_rope_theta}},
+                   query_pre_attn_scalar=_pre_attn_scalar(cfg), final_logit_softcapping=None,
+                   attn_logit_softcapping=None, attention_bias=False)
+    elif cfg.model_type == "qwen3":
+        out.update(attention_bias=False, use_sliding_window=False, sliding_window=None)
+        if any(w is not None for w in cfg.windows):
+            raise ExportError("Qwen3 sliding windows are not exported")
+    elif cfg.model_type == "llama":
         out.update(attention_bias=cfg.qkv_bias, mlp_bias=False)
     elif cfg.model_type == "qwen2":
         windows = {w for w in cfg.windows if w is not None}
@@ -47,6 +61,21 @@ def config_json(cfg: LlamaConfig) -> dict:
     else:  # mistral: one window on every layer
         out["sliding_window"] = cfg.windows[0] if cfg.windows else None
     return out
+
+
+def _pre_attn_scalar(cfg: LlamaConfig) -> float:
+    """Gemma 3's query_pre_attn_scalar back from the score scale (an integer where it was one)."""
+    value = (cfg.attn_scale or cfg.head_dim ** -0.5) ** -2
+    return int(round(value)) if abs(value - round(value)) < 1e-6 * value else value
+
+
+def hf_weights(cfg: LlamaConfig, weights: dict) -> dict:
+    """The weights as an HF checkpoint stores them: Gemma's norms as w where y = xhat (1 + w) (a GGUF's
+    stored 1 + w loses its 1), everything else as it is."""
+    if cfg.model_type != "gemma3_text" or cfg.norm_offset == 1.0:
+        return weights
+    one = np.float32(1.0 - cfg.norm_offset)
+    return {n: (w - w.dtype.type(one) if n.endswith("norm.weight") else w) for n, w in weights.items()}
 
 
 def tokenizer_files(tok, source: Path | None) -> dict[str, bytes]:
@@ -82,7 +111,8 @@ def generation_config(cfg: LlamaConfig, tok) -> dict:
 def write_folder(out: Path, cfg: LlamaConfig, weights: dict, tok, tok_files: dict[str, bytes], step: int) -> None:
     """The model part of a checkpoint: every file a Hugging Face loader reads."""
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {n: w for n, w in weights.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    tensors = {n: w for n, w in hf_weights(cfg, weights).items()
+               if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
     save_safetensors(out / "model.safetensors", tensors, "F32", {"format": "pt", "step": str(step)})
     for name, data in tok_files.items():
         write_atomic(out / name, data)
