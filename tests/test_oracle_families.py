@@ -132,3 +132,51 @@ def test_gradients_equal_autograd(name, dtype, tol, tmp_path):
     for n in ref:
         err = np.abs(grads[n] - ref[n]).max() / np.abs(ref[n]).max()
         assert err <= tol, (n, err)
+
+
+@pytest.fixture(scope="module")
+def gemma3_transformers():
+    """transformers loading the real Gemma 3 270M GGUF in float32 (its own dequantizer and converter)."""
+    from conftest import gemma3_gguf_path
+    path = gemma3_gguf_path()
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                              dtype=torch.float32).eval()
+    return path, model
+
+
+@pytest.mark.parametrize("prompt", ["The three primary colors are", "def fibonacci(n):\n    ",
+                                    "Paris est la capitale de"])
+def test_gemma3_gguf_logits_and_greedy_equal_transformers(gemma3_transformers, prompt):
+    from model.formats.loader import load
+    path, ref_model = gemma3_transformers
+    ours = load(str(path))
+    ids = ours.tokenizer.encode(prompt, bos=True)
+    with torch.no_grad():
+        ref = ref_model(torch.tensor([ids])).logits[0].numpy()
+        greedy = ref_model.generate(torch.tensor([ids]), max_new_tokens=16, do_sample=False)[0, len(ids):].tolist()
+    ours.model.new_cache(64)
+    logits = ours.model.forward(ids, all_logits=True)
+    np.testing.assert_allclose(logits, ref, atol=2e-3 * np.abs(ref).max(), rtol=0)
+    stop = ours.tokenizer.stop_ids
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model", "gemma3", "--prompt",
+                          prompt, "--temperature", "0", "--max-new-tokens", "16", "--quiet"],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert res.returncode == 0, res.stderr
+    want = greedy[:next((k for k, t in enumerate(greedy) if t in stop), len(greedy))]
+    assert res.stdout.rstrip("\n") == prompt + ours.tokenizer.decode(want)
+
+
+def test_a_small_gemma3_gguf_equals_transformers(tmp_path):
+    """A random Gemma 3 GGUF laid out as llama.cpp's converter does (norms as 1 + w, a window shorter than
+    the text), head size 256 so that transformers' default query_pre_attn_scalar is llama.cpp's."""
+    from model.formats.loader import load
+    from testkit.gguf_checkpoints import write_gemma3_gguf
+    path = write_gemma3_gguf(tmp_path / "g.gguf", head_dim=256, window=4, layers=6, seed=5)
+    ref_model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="g.gguf",
+                                                                  dtype=torch.float32).eval()
+    ours = load(str(path))
+    ids = [1] + list(range(300, 318))
+    with torch.no_grad():
+        ref = ref_model(torch.tensor([ids])).logits[0].numpy()
+    ours.model.new_cache(32)
+    np.testing.assert_allclose(ours.model.forward(ids, all_logits=True), ref, atol=1e-4 * np.abs(ref).max(), rtol=0)
