@@ -26,14 +26,15 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None,
-                    scale: float | None = None) -> np.ndarray:
+                    scale: float | None = None, hidden: np.ndarray | None = None) -> np.ndarray:
     """softmax(q k^T * scale + causal mask), scale = E^-1/2, grouped-query    q: [H, T, E], k: [K, S, E] -> [H, T, S]
 
     (A batch works too: q [B, H, T, E], k [B, K, S, E] -> [B, H, T, S].)
     q holds positions start..start+T-1 and k positions 0..S-1 (S = start+T). Row t may see keys
     0..start+t only (the causal mask), and with a sliding `window` (Mistral) only the last `window`
     of those: key j is seen from position i when i - window < j <= i. Gemma 3 scales by
-    query_pre_attn_scalar^-1/2 instead (`scale`).
+    query_pre_attn_scalar^-1/2 instead (`scale`). An explicit `hidden` [T, S] (True: not seen)
+    replaces the causal mask, for several sequences packed into one pass (model/llama.py forward_packed).
     """
     *B, H, T, E = q.shape
     K, S = k.shape[-3:-1]
@@ -41,7 +42,9 @@ def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None
     qg = q.reshape(*B, K, G * T, E)                                 # [K, G*T, E]: a group's rows share keys
     scores = (qg @ np.swapaxes(k, -1, -2)).reshape(*B, K, G, T, S)  # [K, G*T, S] -> [K, G, T, S]
     scores *= q.dtype.type(1.0 / np.sqrt(E) if scale is None else scale)
-    if T > 1 or (window is not None and S > window):
+    if hidden is not None:
+        scores[..., hidden] = -np.inf
+    elif T > 1 or (window is not None and S > window):
         rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
         hidden = keys > rows                                        # [T, S] the future
         if window is not None:

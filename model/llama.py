@@ -68,13 +68,14 @@ class Layer:
 
 
 def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, *,
-          kv=None, start: int = 0, keep: dict | None = None) -> np.ndarray:
+          kv=None, start: int = 0, keep: dict | None = None, hidden: np.ndarray | None = None) -> np.ndarray:
     """One transformer block      x: [*B, T, D] -> [*B, T, D]
 
     cos, sin: [T, E], the rotary tables of positions start..start+T-1. With `kv` (inference), a
     function that stores the new keys and values in the cache and returns all S = start+T of them;
     without (training), the T positions are the whole sequence. With `keep` (a dict), also every
-    activation block_backward reads (the lens reads `probs` and `x2` from it too).
+    activation block_backward reads (the lens reads `probs` and `x2` from it too). `hidden` [T, S]
+    replaces the causal mask (packed sequences: forward_packed).
     Qwen3 and Gemma 3 norm each head's q and k; Gemma 3 also norms the attention's and the MLP's
     outputs before they join the residual, and its MLP is GeGLU.
     """
@@ -91,7 +92,7 @@ def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: n
     q, k, v = qk[..., :H, :, :], qk[..., H:, :, :], heads[..., H + K:, :, :]  # [*B, H | K | K, T, E]
     if kv is not None:
         k, v = kv(k, v)                                                       # [K, S, E]: the past and the new
-    probs = attention_probs(q, k, start, layer.window, cfg.attn_scale)        # [*B, H, T, S]
+    probs = attention_probs(q, k, start, layer.window, cfg.attn_scale, hidden)  # [*B, H, T, S]
     out = np.swapaxes(attention(probs, v), -3, -2).reshape(*B, T, H * E)      # [*B, H, T, E] -> [*B, T, H*E]
     a = linear(out, layer.o_proj, layer.o_bias, padded=layer.o_padded)        # [*B, T, D]
     x2 = x + (a if layer.attn_out_norm is None else rms_norm(a, layer.attn_out_norm, eps))
@@ -194,8 +195,27 @@ class Llama:
             self.tables[key] = cos, sin
         return cos[start:S], sin[start:S]
 
-    def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None) -> np.ndarray:
-        """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions.
+    def forward_packed(self, tokens, positions, hidden: np.ndarray, outputs) -> np.ndarray:
+        """Several sequences that share a prefix, packed into one pass (no cache): logits [len(outputs), V].
+
+        tokens, positions: [T] (each sequence's positions count on from the shared prefix); hidden [T, T]:
+        True where a token may not see another (another sequence's, or its own future, or beyond a
+        layer's window, which is applied here by position). The evaluation's scoring of several
+        endings of one context (model/evaluation/choices.py) runs this once per item.
+        """
+        cfg = self.cfg
+        tokens, positions = np.asarray(tokens, np.int64), np.asarray(positions, np.int64)
+        x = embedding(self.embed_tokens, tokens, cfg.embed_scale)                  # [T, D]
+        far = positions[:, None] - positions[None, :]                               # [T, T] distance back
+        for i, layer in enumerate(self.layers):
+            cos, sin = self.rotary(0, int(positions.max()) + 1, i)
+            mask = hidden if layer.window is None else hidden | (far >= layer.window)
+            x = block(cfg, layer, x, cos[positions], sin[positions], kv=lambda k, v: (k, v), hidden=mask)
+        return linear(rms_norm(x[outputs], self.final_norm, cfg.rms_norm_eps), self.lm_head)   # [O, V]
+
+    def forward(self, tokens, *, all_logits: bool = False, trace: dict | None = None, outputs=None) -> np.ndarray:
+        """Run new tokens after the cached ones; return logits [V] of the last (or [T, V] of all) positions
+        (or [O, V] of the positions `outputs` picks: the evaluation's scored half of a chunk).
 
         With a `trace` dict, also record for the last position: "attention", per layer the
         weights [H, S] over all positions, and "norms", the hidden-state norm after the
@@ -231,6 +251,6 @@ class Llama:
             if residual is not None:
                 residual += [keep["x2"], x]                                 # after attention, after the MLP
         self.length = S
-        x = x if all_logits else x[-1:]
+        x = x[outputs] if outputs is not None else x if all_logits else x[-1:]
         logits = linear(rms_norm(x, self.final_norm, cfg.rms_norm_eps), self.lm_head)  # [T or 1, V]
-        return logits if all_logits else logits[0]
+        return logits if all_logits or outputs is not None else logits[0]

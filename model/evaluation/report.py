@@ -1,0 +1,76 @@
+"""The report card: a model's numbers on the benchmarks, with intervals, its file and hash, when and how
+long, and each model card's published number beside ours with how the methods differ.
+"""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from files.atomic import write_atomic
+
+# Published numbers (each card's own harness and prompt format: expect a few points of difference)
+PUBLISHED = {
+    "SmolLM2-135M-Instruct": {"hellaswag": (40.9, "lighteval, zero-shot, acc_norm"),
+                              "piqa": (66.3, "lighteval, zero-shot")},
+    "gemma-3-270m": {"hellaswag": (40.9, "10-shot"), "piqa": (67.7, "0-shot")},
+}
+METHOD = ("ours: llama.cpp's scoring, zero-shot: each choice as context + ' ' + choice, the tokens after the "
+          "choices' shared prefix scored; acc_norm picks the highest mean log-probability per token, acc the "
+          "highest sum. Cards use lm-evaluation-harness / lighteval prompts (HellaSwag's acc_norm there divides "
+          "by characters, not tokens), some with few-shot examples.")
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file (the model the numbers belong to)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def published_for(source: str) -> dict:
+    """The published numbers of the model whose file name contains a known model's name."""
+    name = Path(source).name.lower()
+    for model, numbers in PUBLISHED.items():
+        if model.lower() in name:
+            return {"model": model, **{task: {"value": v, "how": how} for task, (v, how) in numbers.items()}}
+    return {}
+
+
+def card(source: str, results: dict, seconds: float) -> dict:
+    """The report card as data: {"model", "sha256", "date", "seconds", "results", "published", "method"}."""
+    path = Path(source)
+    return {"model": str(source), "sha256": file_sha256(path) if path.is_file() else None,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(seconds, 1), "results": results,
+            "published": published_for(source), "method": METHOD}
+
+
+def markdown(c: dict) -> str:
+    """The report card as a markdown table."""
+    lines = [f"# Report card: {Path(c['model']).name}", "",
+             f"file `{c['model']}`, sha256 `{c['sha256']}`, {c['date']}, {c['seconds']} s", "",
+             "| task | items / chunks | ours | 95% interval | published | published method |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    pub = c["published"]
+    for task, r in c["results"].items():
+        if task == "perplexity":
+            lines.append(f"| perplexity (WikiText-2, ctx {r['ctx']}) | {r['chunks']} chunks | {r['ppl']:.4f} | "
+                         f"+/- {r['stderr']:.4f} | | |")
+            continue
+        p = pub.get(task, {})
+        for metric in ("acc_norm", "acc"):
+            lo, hi = r[metric + "_interval"]
+            shown = f"{p['value']}" if p and metric == "acc_norm" else ""
+            lines.append(f"| {task} {metric} | {r['items']} | {100 * r[metric]:.2f} | {100 * lo:.2f} - {100 * hi:.2f} | "
+                         f"{shown} | {p.get('how', '') if metric == 'acc_norm' else ''} |")
+    return "\n".join(lines + ["", c["method"], ""])
+
+
+def write_card(c: dict, out_dir) -> tuple[Path, Path]:
+    """report.md and report.json in out_dir (each complete or absent)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "report.json", json.dumps(c, indent=1).encode())
+    write_atomic(out / "report.md", markdown(c).encode())
+    return out / "report.md", out / "report.json"
