@@ -195,6 +195,25 @@ class GGUFFile:
         self.tensors[name] = info
         return info
 
+    def tensor_row_blocks(self, info: TensorInfo, block_bytes: int = 16 << 20):
+        """A tensor's raw bytes a block of whole rows at a time: yields (first row, end row, bytes), the
+        bytes in one reused buffer (so a 178 MB embedding never sits in memory whole, quantized)."""
+        rows = info.shape[0] if info.shape else 1
+        row_bytes = info.nbytes // max(rows, 1)
+        step = max(1, block_bytes // max(row_bytes, 1))
+        buf = bytearray(min(rows, step) * row_bytes)
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(info.offset)
+            for a in range(0, rows, step):
+                n = (min(rows, a + step) - a) * row_bytes
+                view, got = memoryview(buf)[:n], 0
+                while got < n:
+                    k = f.readinto(view[got:])
+                    if not k:
+                        raise GGUFError(f"{self.path}: tensor {info.name} is cut short (the file changed?)")
+                    got += k
+                yield a, min(rows, a + step), view
+
     def tensor_bytes(self, info: TensorInfo, out: bytearray | None = None) -> bytearray:
         """One tensor's raw bytes, read from the file (into `out` when given)."""
         buf = out if out is not None else bytearray(info.nbytes)
