@@ -181,6 +181,9 @@ def inspect_run(model, tok, ids: list[int], *, steps: int, show_top: int, pick, 
         logits = model.forward([token])
     if steps_of is not None:
         out("\n" + stats.speculation.report(len(made)))
+    chosen = [t for _, t in tables]
+    shown = [t for t in chosen if not tok.is_control(t)]
+    out(f"\nGenerated ({len(chosen)} tokens): {tok.decode(shown)!r}")
 
     labels = [f"{p}:{piece_label(tok, i)}" for p, i in enumerate(ids)]
     layers = [layer] if layer is not None else range(model.cfg.num_hidden_layers)

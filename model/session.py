@@ -111,6 +111,10 @@ class NoEcho:
         return False
 
 
+COMMANDS = {"/help": "these commands", "/reset": "forget the conversation (the system prompt stays)",
+            "/exit": "end the chat (as Ctrl-D)", "/quit": "the same"}
+
+
 def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: str | None = None,
               load_s: float | None = None, read=input, write=None, err=None, quiet: bool = False) -> int:
     """A multi-turn chat: read a line, answer it, repeat until Ctrl-D (or end of input).
@@ -126,7 +130,7 @@ def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: 
     reserve = max(1, min(settings.max_new_tokens, context // 4))
     messages = [{"role": "system", "content": system}] if system else []
     cached: list[int] = []
-    print("Chat with the model. Ctrl-D ends; Ctrl-C stops an answer.", file=err)
+    print("Chat with the model. /help lists the commands; Ctrl-D ends; Ctrl-C stops an answer.", file=err)
     while True:
         try:
             line = read("> ")
@@ -139,6 +143,16 @@ def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: 
         if not line.strip():
             if readline is not None and read is input and readline.get_current_history_length():
                 readline.remove_history_item(readline.get_current_history_length() - 1)   # no blank lines in history
+            continue
+        command = line.strip().lower()
+        if command in COMMANDS:
+            if command in ("/exit", "/quit"):
+                return 0
+            if command == "/reset":
+                messages, cached = messages[:1] if system else [], []
+                print("(a new conversation)", file=err)
+            else:
+                print("\n".join(f"  {c:<7} {what}" for c, what in COMMANDS.items()), file=err)
             continue
         try:
             ids, dropped = fit_conversation(encode, messages + [{"role": "user", "content": line}], context, reserve)
@@ -165,6 +179,8 @@ def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: 
         cached = ids + new  # generate() keeps only what the cache really holds of it
         if interrupted:
             print("(stopped)", file=err)
+        elif len(new) >= settings.max_new_tokens and not (new and new[-1] in stops):
+            print(f"(cut: the answer reached the {settings.max_new_tokens}-token limit)", file=err)
         if not quiet:
             print(stats.report(), file=err)
 

@@ -129,8 +129,8 @@ def read_prompt(args, interactive: bool) -> str:
         return ""
     else:
         if sys.stdin.isatty():
-            print("reading the prompt from stdin (end it with Ctrl-D; or pass --prompt, or --chat to chat)",
-                  file=sys.stderr)
+            hint = "--inspect looks at one prompt" if args.inspect else "or --chat to chat"
+            print(f"reading the prompt from stdin (end it with Ctrl-D; or pass --prompt; {hint})", file=sys.stderr)
         raw, where = sys.stdin.buffer.read(), "the prompt on stdin"
     try:
         text = raw.decode("utf-8")

