@@ -81,7 +81,9 @@ def test_developer_scripts_refuse_bad_options_in_one_line(tmp_path):
     cases = [("fuzz.py", "--format", "nope"), ("fuzz.py", "--keep", "/proc/xx"), ("fuzz.py", "--cases", "-1"),
              ("fuzz.py", "--cases", "0"), ("bench_model.py", "--dir", "/proc/xx"), ("bench_model.py", "--tokens", "-1"),
              ("bench_tokenizer.py", "--repeat", "0"), ("bench_train.py", "--pairs", "0"),
-             ("bench_serve.py", "--tokens", "0"), ("serve.py", "--port", "70000"), ("serve.py", "--timeout", "0")]
+             ("bench_serve.py", "--tokens", "0"), ("serve.py", "--port", "70000"), ("serve.py", "--timeout", "0"),
+             ("bench_eval.py", "--llama-perplexity", "/nonexistent"), ("evaluate.py", "--chunks", "0", "--model", "m", "--task",
+                                                                       "perplexity", "--data", "x")]
     for script, *args in cases:
         res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                              env=ENV)

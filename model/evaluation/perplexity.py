@@ -59,13 +59,21 @@ def chunk_tokens(tokens: list[int], ctx: int, chunks: int | None, bos: int | Non
 
 
 def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-log softmax(logits)[target] per row, in float64      logits: [N, V], targets: [N] -> [N]"""
+    """-log softmax(logits)[target] per row      logits: [N, V], targets: [N] -> [N] (float64)
+
+    exp in float32 on logits less their row's max (so every term is in [0, 1]), sums and logs in
+    float64, as llama.cpp does; a block of rows at a time into one reused buffer (Gemma's V is 262,144).
+    """
     out = np.empty(len(targets))
+    buf = np.empty((min(LOG_SOFTMAX_ROWS, len(targets)), logits.shape[-1]), np.float32)
     for a in range(0, len(targets), LOG_SOFTMAX_ROWS):
-        z = logits[a:a + LOG_SOFTMAX_ROWS].astype(np.float64)
-        peak = z.max(axis=-1, keepdims=True)
-        lse = peak[:, 0] + np.log(np.exp(z - peak).sum(axis=-1))
-        out[a:a + len(z)] = lse - z[np.arange(len(z)), targets[a:a + len(z)]]
+        z = logits[a:a + LOG_SOFTMAX_ROWS]
+        n = len(z)
+        peak = z.max(axis=-1, keepdims=True)                                    # [n, 1]
+        e = np.subtract(z, peak, out=buf[:n])
+        np.exp(e, out=e)
+        lse = peak[:, 0].astype(np.float64) + np.log(e.sum(axis=-1, dtype=np.float64))
+        out[a:a + n] = lse - z[np.arange(n), targets[a:a + n]]
     return out
 
 
