@@ -67,7 +67,9 @@ def main(argv=None) -> int:
         print(f"serving {loaded.source} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         serve(lambda hosts: create_app(loaded, tokenizers=tokenizers, folder=folder, api_key=args.api_key,
-                                       hosts=hosts, body_seconds=args.timeout), args.host, args.port, on_ready=ready)
+                                       hosts=hosts, body_seconds=args.timeout,
+                                       model_id=args.model if args.model in ("smollm2", "gemma3") else None),
+              args.host, args.port, on_ready=ready)
     except OSError as e:
         print(f"error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 2

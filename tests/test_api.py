@@ -283,3 +283,24 @@ def test_a_client_that_hangs_up_stops_its_generation(server, stream):
     waited = time.monotonic() - start
     assert status == 200 and reply["usage"]["completion_tokens"] == 2
     assert waited < 15, f"the next request waited {waited:.1f} s behind a generation nobody reads"
+
+
+def test_errors_are_openai_error_objects(client, server):
+    """models.retrieve works; unknown models, routes and methods get OpenAI's error object; a lone
+    surrogate and max_tokens 0 get a 400 in words (issue 26)."""
+    import urllib.error
+    import urllib.request
+    name = smollm2_gguf_path().name
+    assert client.models.retrieve(name).id == name
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+    url, _ = server
+    for method, path, status in [("GET", "v1/nothing", 404), ("GET", "v1/chat/completions", 405)]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(url + path, method=method))
+        body = json.loads(e.value.read())
+        assert e.value.code == status and set(body["error"]) >= {"message", "type", "param", "code"}
+    status, reply = post(url, "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}')
+    assert status == 400 and "lone surrogate" in reply["error"]["message"]
+    status, reply = post(url, "/v1/completions", {"prompt": "hi", "max_tokens": 0})
+    assert status == 400 and "'max_tokens' must be >= 1" in reply["error"]["message"]

@@ -51,6 +51,11 @@ async def read_body(request) -> dict:
         raise HttpError(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise HttpError(400, "the body must be a JSON object")
+    try:                       # a lone surrogate ("\ud800") is valid JSON but not Unicode text
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise HttpError(400, f"the body holds a lone surrogate (U+{ord(e.object[e.start]):04X}): not Unicode "
+                             "text") from None
     return data
 
 
@@ -73,7 +78,9 @@ def field(data: dict, name: str, kind, default=None, *, low=None, high=None, req
             raise HttpError(400, f"'{name}' must be a finite number", param=name)
         value = float(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise HttpError(400, f"'{name}' must be in [{low}, {high}], got {value}", param=name)
+        bounds = f"in [{low}, {high}]" if low is not None and high is not None else \
+            f">= {low}" if low is not None else f"<= {high}"
+        raise HttpError(400, f"'{name}' must be {bounds}, got {value}", param=name)
     return value
 
 

@@ -56,14 +56,27 @@ def api(fn):
 
 
 def model_name(s) -> str:
-    """The id /v1/models lists: the model file's or folder's name."""
-    return s.loaded.source.rstrip("/").split("/")[-1]
+    """The id /v1/models lists: the name the server was started with (`smollm2`, `gemma3`), else the
+    model file's or folder's name."""
+    return getattr(s, "model_id", None) or s.loaded.source.rstrip("/").split("/")[-1]
+
+
+def model_card(s) -> dict:
+    return {"id": model_name(s), "object": "model", "created": 0, "owned_by": "tinyllama-from-scratch"}
 
 
 @api
 async def models(request, s):
-    return JSONResponse({"object": "list", "data": [{"id": model_name(s), "object": "model", "created": 0,
-                                                    "owned_by": "tinyllama-from-scratch"}]})
+    return JSONResponse({"object": "list", "data": [model_card(s)]})
+
+
+@api
+async def model(request, s):
+    """GET /v1/models/{id} (the openai client's models.retrieve): the one model, or a 404 naming it."""
+    name = request.path_params["name"]
+    if name != model_name(s):
+        raise HttpError(404, f"no model {name!r}; this server serves {model_name(s)!r}", param="model")
+    return JSONResponse(model_card(s))
 
 
 def refuse_unknown(data: dict, known: set) -> None:
@@ -346,5 +359,6 @@ def token_ids(prompt: list, vocab: int, context: int) -> list[int]:
 
 def routes() -> list:
     """The /v1 routes."""
-    return [Route("/v1/models", models), Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    return [Route("/v1/models", models), Route("/v1/models/{name:path}", model),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"])]

@@ -37,8 +37,10 @@ MAX_NEW = 256
 class State:
     """What the routes share: the loaded model, the other tokenizers, the analyses kept."""
 
-    def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None, body_seconds: float):
+    def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None, body_seconds: float,
+                 model_id: str | None = None):
         self.loaded, self.folder, self.api_key, self.body_seconds = loaded, folder, api_key, body_seconds
+        self.model_id = model_id   # what /v1/models calls the model (`smollm2`), else its file's name
         self.tokenizers = [("model", loaded.tokenizer)] + list(tokenizers)
         self.analyses: OrderedDict = OrderedDict()
         self.queue = ModelQueue()
@@ -206,11 +208,17 @@ async def static(request):
 
 
 async def not_found(request, exc: HTTPException):
-    return JSONResponse({"error": f"{exc.status_code}: no route {request.method} {request.url.path}"},
-                        status_code=exc.status_code)
+    """404 / 405: OpenAI's error object under /v1/ (what its clients parse), {"error": "..."} for the page."""
+    what = "no route" if exc.status_code == 404 else "this route does not take"
+    e = HttpError(exc.status_code, f"{what} {request.method} {request.url.path}")
+    if request.url.path.startswith("/v1/"):
+        from .openai_api import openai_error
+        return openai_error(e)
+    return error_response(e)
 
 
-def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",), body_seconds=10.0):
+def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",), body_seconds=10.0,
+               model_id=None):
     """The ASGI app: the page, its routes and the OpenAI-compatible API, behind the Host check."""
     from .openai_api import routes as api_routes
     routes = [Route("/", index), Route("/static/{name:path}", static),
@@ -221,7 +229,7 @@ def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.
               Route("/api/compare", compare_route, methods=["POST"]),
               Route("/api/training", training)] + api_routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds)
+    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds, model_id)
     return HostCheck(app, set(hosts))
 
 
