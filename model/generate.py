@@ -30,6 +30,8 @@ class Stats:
     decode_runs: int = 0
     decode_s: float = 0.0
     stopped_at_context: bool = False
+    slides: int = 0                 # times the window slid (a full context, raw text: nanoGPT's sampler)
+    window: int = 0                 # tokens kept when it slid
     speculation: object = None      # model/speculate.py Drafted, when drafting
 
     def report(self) -> str:
@@ -48,6 +50,9 @@ class Stats:
             lines.append(self.speculation.report(self.generated_tokens))
         if self.stopped_at_context:
             lines.append("stopped: the context is full")
+        if self.slides:
+            lines.append(f"the context filled {self.slides} time(s): each time the model went on from the last "
+                         f"{self.window} tokens (a sliding window, as nanoGPT's sampler crops to its block size)")
         return "\n".join(lines)
 
 
@@ -64,7 +69,7 @@ def check_prompt(model, prompt: list[int]) -> None:
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None,
-             observe=None, drafter=None, draft_tokens: int = 8, mark=None):
+             observe=None, drafter=None, draft_tokens: int = 8, mark=None, slide: bool = False):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
     `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
@@ -73,6 +78,8 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     `drafter` (model/speculate.py: LookupDrafter, or a draft Llama with the same tokenizer) turns on
     speculative decoding, `draft_tokens` at a time; the tokens come from the same distribution;
     `mark(token, how)` then hears how each token came ("drawn", "drafted, accepted", ...).
+    With `slide`, a full context does not end a raw continuation: the model goes on from the last
+    three quarters of the text (a fresh cache), as nanoGPT's sampler crops to its block size.
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -96,6 +103,7 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
                               dict(temperature=temperature, top_k=top_k, top_p=top_p), stop_ids, stats, limit,
                               observe, mark)
         return
+    history = list(prompt)
     for step in range(max_new_tokens):
         token = sample(logits[:limit], rng, temperature=temperature, top_k=top_k, top_p=top_p)
         if observe is not None:
@@ -104,10 +112,20 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
         yield token
         if token in stop_ids or step == max_new_tokens - 1:
             break
+        history.append(token)
+        t = time.perf_counter()
+        if model.length >= context and slide:
+            stats.window = max(1, context * 3 // 4)
+            stats.slides += 1
+            model.new_cache(context)
+            try:
+                logits = model.forward(history[-stats.window:])      # the last three quarters, re-read
+            finally:
+                stats.prefill_s += time.perf_counter() - t
+            continue
         if model.length >= context:
             stats.stopped_at_context = True
             break
-        t = time.perf_counter()
         try:
             logits = model.forward([token])
             stats.decode_runs += 1

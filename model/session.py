@@ -48,7 +48,7 @@ def stream(model, tok, prompt_ids: list[int], settings: GenerationSettings, rng,
                               temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                               stop_ids=stops, stats=stats, reuse=reuse,
                               limit=min(model.cfg.vocab_size, tok.vocab_size),
-                              drafter=settings.drafter, draft_tokens=settings.draft_tokens):
+                              drafter=settings.drafter, draft_tokens=settings.draft_tokens, slide=continuation):
             out.append(token)
             if token not in stops and not tok.is_control(token):
                 write(decoder.feed(token))

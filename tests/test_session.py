@@ -145,3 +145,23 @@ def test_chat_commands_are_not_sent_to_the_model(tok):
     assert seen[-1] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Second question"}]
     assert not any(m["content"] == "never read" for conv in seen for m in conv)
     assert "token limit" in err
+
+
+def test_raw_text_slides_the_window_past_a_short_context():
+    """A model with a 16-token context continues a raw prompt past it, as nanoGPT's sampler does: each
+    time the context fills, it goes on from the last 12 tokens; the stats say so (issue 26)."""
+    from model.generate import Stats, generate
+    model = tiny_model(context=16)
+    prompt = [5, 6, 7, 8]
+    stats = Stats()
+    out = list(generate(model, prompt, max_new_tokens=40, rng=np.random.default_rng(0), stats=stats, slide=True))
+    assert len(out) == 40 and stats.slides >= 3 and stats.window == 12 and "sliding window" in stats.report()
+    history = prompt + out
+    # after a slide, the next token is what a fresh pass over the window predicts (greedy)
+    full = 16 - len(prompt)                     # out[12] is chosen when the cache holds 16 positions
+    window = history[:len(prompt) + full + 1][-12:]
+    model.new_cache(16)
+    assert int(np.argmax(model.forward(window))) == out[full + 1]
+    stopped = Stats()
+    assert len(list(generate(model, prompt, max_new_tokens=40, rng=np.random.default_rng(0), stats=stopped))) == 13
+    assert stopped.stopped_at_context
