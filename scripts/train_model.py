@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     run = None
     try:
         if args.resume:
-            run = resume(args.resume, given, args.input)
+            run = resume(args.resume, given, args.input, notice=lambda m: print(m, file=sys.stderr))
             print(f"resuming {run.out} at step {run.step}", file=sys.stderr)
         else:
             settings = PRESETS[args.preset].with_options(**given)

@@ -264,3 +264,13 @@ def test_init_fine_tunes_smollm2_into_a_loadable_folder(tmp_path):
     assert 0 < moved < 1e-2   # two small steps changed the weights, a little
     assert_clean_error(run_train("--input", str(tmp_path / "c.txt"), "--out", str(tmp_path / "x"), "--init", str(gguf),
                                  "--dim", "64"), "--init")
+
+
+def test_schedule_surprises_are_said(tmp_path, corpus):
+    """--steps within --warmup never decays; --resume with more --steps stretches the cosine (issue 26)."""
+    res = run_train(*tiny_args(corpus, tmp_path / "w", "--steps", "3", "--warmup", "10"))
+    assert res.returncode == 0 and "never decays" in res.stderr, res.stderr
+    res = run_train(*tiny_args(corpus, tmp_path / "r", "--steps", "4", "--warmup", "1"))
+    assert res.returncode == 0, res.stderr
+    res = run_train("--resume", str(tmp_path / "r"), "--steps", "6")
+    assert res.returncode == 0 and "cosine schedule now ends at step 6" in res.stderr, res.stderr

@@ -64,6 +64,9 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
     """Check everything, then build the run (its folder is made, empty, at the end)."""
     out = Path(out)
     settings = settings.checked()
+    if settings.steps <= settings.warmup:
+        notice(f"note: {settings.steps} steps, all within the {settings.warmup} warmup steps: the learning rate "
+               f"only rises, to {settings.lr * settings.steps / (settings.warmup + 1):.3g}, and never decays")
     check_out(out, force)
     text = read_corpus(corpus)
     train_text, val_text = split_text(text)
@@ -131,9 +134,9 @@ def source_files(folder: Path) -> dict[str, bytes]:
     return out
 
 
-def resume(out, given: dict, corpus=None) -> TrainingRun:
+def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
     """The run saved in `out`, continued: the same settings, except options given that do not change
-    the model's shape (a longer --steps, say)."""
+    the model's shape (a longer --steps, say: the notice says what that does to the schedule)."""
     from bpe.files import load_tokenizer
     out = Path(out)
     try:
@@ -149,6 +152,12 @@ def resume(out, given: dict, corpus=None) -> TrainingRun:
                                  "(a different model shape)")
     settings = saved.with_options(**{k: v for k, v in given.items() if k not in SHAPE})
     step = int(state["step"])
+    if settings.steps != saved.steps:
+        from .optim import lr_at
+        was = lr_at(step, lr=saved.lr, min_lr=saved.min_lr, warmup=saved.warmup, steps=saved.steps)
+        now = lr_at(step, lr=settings.lr, min_lr=settings.min_lr, warmup=settings.warmup, steps=settings.steps)
+        notice(f"note: {settings.steps} steps instead of {saved.steps}: the cosine schedule now ends at step "
+               f"{settings.steps}, so the learning rate at step {step} becomes {now:.3g} (it was {was:.3g})")
     if step > settings.steps:
         raise RunError("resume", f"{out}: the checkpoint is at step {step}, past the {settings.steps} steps asked for")
     cfg = LlamaConfig.load(out / "config.json")
