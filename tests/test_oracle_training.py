@@ -170,3 +170,21 @@ def test_exported_folder_in_transformers(tmp_path, kind):
     with torch.no_grad():
         gen = hf.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False)[0].tolist()
     assert out.stdout == hf_tok.decode(gen) + "\n"
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-4)])
+def test_ignored_targets_equal_cross_entropy_ignore_index(dtype, tol):
+    """Targets of -100 (the prompt's tokens in instruction tuning) count neither in the loss nor in the
+    gradients, as PyTorch's cross_entropy(ignore_index=-100)."""
+    from model.train import loss_and_grads
+    model, cfg = torch_model("gqa", dtype)
+    rng = np.random.default_rng(4)
+    inputs, targets = rng.integers(0, 97, (3, 17)), rng.integers(0, 97, (3, 17))
+    targets[:, :9] = -100                                   # a prompt of 9 tokens per row
+    targets[2, 12:] = -100                                  # and padding
+    ref_loss, ref = torch_loss_and_grads(model, inputs, targets)
+    weights = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+    loss, grads = loss_and_grads(cfg, weights, inputs, targets)
+    assert abs(loss - ref_loss) <= tol * abs(ref_loss)
+    for n in ref:
+        assert np.abs(grads[n] - ref[n]).max() / np.abs(ref[n]).max() <= tol, n
