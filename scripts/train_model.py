@@ -44,6 +44,9 @@ def parse_args(argv):
     p.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char",
                    help="the recipe's defaults (default shakespeare-char: nanoGPT's CPU recipe as a Llama)")
     p.add_argument("--init", metavar="SPEC", help="fine-tune this model (any --model spec of generate.py)")
+    p.add_argument("--sft", metavar="FILE", help="instruction-tune --init on this file: Alpaca-style JSON "
+                   "(instruction, input, output) or JSONL of {\"messages\": [...]}; the loss counts the answers only")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="--sft: the share of examples held out (default 0.1)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier run")
     defaults = TrainSettings()
@@ -51,8 +54,12 @@ def parse_args(argv):
         p.add_argument("--" + f.name.replace("_", "-"), type=f.type, metavar="N" if f.type is int else None,
                        help=f"{HELP[f.name]} (preset: {getattr(defaults, f.name)})")
     args = p.parse_args(argv)
-    if args.resume is None and (args.input is None or args.out is None):
-        p.error("--input and --out are needed (or --resume DIR)")
+    if args.resume is None and args.out is None:
+        p.error("--out is needed (or --resume DIR)")
+    if args.resume is None and args.input is None and args.sft is None:
+        p.error("--input (a text to train on) or --sft (instruction data) is needed (or --resume DIR)")
+    if args.sft is not None and args.init is None:
+        p.error("--sft instruction-tunes a model: give --init SPEC")
     if args.resume is not None and (args.init or args.force or (args.out and Path(args.out) != Path(args.resume))):
         p.error("--resume continues a run as it was: no --init, --force or another --out")
     if args.init is not None and any(getattr(args, n) is not None for n in ("layers", "dim", "heads", "kv_heads",
@@ -74,7 +81,7 @@ def main(argv=None) -> int:
         else:
             settings = PRESETS[args.preset].with_options(**given)
             run = new_run(args.input, args.out, settings, init=args.init, force=args.force,
-                          notice=lambda m: print(m, file=sys.stderr))
+                          notice=lambda m: print(m, file=sys.stderr), sft=args.sft, val_fraction=args.val_fraction)
             print(f"{count_parameters(run.weights):,} parameters, vocabulary {run.cfg.vocab_size}, "
                   f"{len(run.train.ids):,} training and {len(run.val.ids):,} validation tokens", file=sys.stderr)
         final = train(run)

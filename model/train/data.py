@@ -97,6 +97,14 @@ class Split:
         idx = starts[:, None] + np.arange(T)[None, :]                     # [W, T]
         return self.ids[idx], self.ids[idx + 1]
 
+    def batch(self, B: int, T: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """B random windows of this split (the module's `batch`)."""
+        return batch(self, B, T, rng)
+
+    def sample_prompt(self) -> list[int]:
+        """Where a sample starts: the split's first token (a character run's first character, often "?")."""
+        return [int(self.ids[0])]
+
 
 def encode_split(tok, text: str) -> Split:
     """A split's text as ids (int32), BOS first when the tokenizer's settings add one."""

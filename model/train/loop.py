@@ -21,7 +21,8 @@ from files.safetensors import save_safetensors
 from ..config import LlamaConfig
 from ..llama import Llama
 from ..sampling import sample
-from .data import Split, batch
+from ..loss import IGNORE
+from .data import Split
 from .export import write_folder
 from .grads import forward_loss, loss_and_grads
 from .optim import AdamW, clip_grad_norm, lr_at
@@ -60,28 +61,33 @@ class TrainingRun:
 def evaluate(run: TrainingRun, split: Split, limit: int | None) -> dict:
     """Mean loss over non-overlapping windows of a split: nats per token and per character."""
     inputs, targets = split.windows(run.settings.context, limit)
-    total, B = 0.0, run.settings.batch          # windows per forward: a training batch's worth of memory
+    total, counted, B = 0.0, 0, run.settings.batch   # windows per forward: a training batch's worth of memory
     for i in range(0, len(inputs), B):
-        x, y = inputs[i:i + B], targets[i:i + B]
-        total += forward_loss(run.cfg, run.weights, x.astype(np.int64), y.astype(np.int64), keep=False)[0] * x.size
-    per_token = total / inputs.size
+        x, y = inputs[i:i + B].astype(np.int64), targets[i:i + B].astype(np.int64)
+        n = int((y != IGNORE).sum())               # instruction tuning counts the answers' tokens only
+        if n:
+            total += forward_loss(run.cfg, run.weights, x, y, keep=False)[0] * n
+            counted += n
+    per_token = total / max(counted, 1)
     chars_per_token = split.chars / len(split.ids)
     return {"loss": per_token, "per_char": per_token / chars_per_token, "windows": len(inputs)}
 
 
 def sample_text(run: TrainingRun, n: int = 100) -> str:
-    """n tokens sampled (temperature 0.8, top-k 200: nanoGPT's sample.py) after the validation split's first token."""
+    """n tokens sampled (temperature 0.8, top-k 200: nanoGPT's sample.py) after the validation split's sample
+    prompt (its first token; for instruction tuning, the first held-out instruction)."""
     model = Llama(run.cfg, run.weights)
     rng = np.random.default_rng([run.settings.seed, 2, run.step])   # its own stream: training never sees it
-    first = int(run.val.ids[0])
+    prompt = list(run.val.sample_prompt())
     model.new_cache(run.cfg.max_position_embeddings)
-    ids, logits = [first], model.forward([first])
-    for _ in range(min(n, run.cfg.max_position_embeddings - 1)):
+    ids, logits = list(prompt), model.forward(prompt)
+    for _ in range(min(n, run.cfg.max_position_embeddings - len(prompt))):
         ids.append(sample(logits, rng, temperature=0.8, top_k=200, top_p=1.0))
         if ids[-1] in run.tok.stop_ids:
             break
         logits = model.forward(ids[-1:])
-    return run.tok.decode(ids)
+    shown = ids if len(prompt) == 1 else ids[len(prompt):]     # an instruction's sample: the answer alone
+    return run.tok.decode([i for i in shown if not run.tok.is_control(i)])
 
 
 def save_checkpoint(run: TrainingRun) -> None:
@@ -171,7 +177,7 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
         while run.step < s.steps and not stop:
             t = time.perf_counter()
             lr = lr_at(run.step, **schedule(s))
-            x, y = batch(run.train, s.batch, s.context, run.rng)
+            x, y = run.train.batch(s.batch, s.context, run.rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked just below, by name
                 loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
                 norm = clip_grad_norm(grads, s.clip)

@@ -13,6 +13,7 @@ from ..config import LlamaConfig
 from ..errors import OptionError
 from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
+from .sft import chat_for_tuning, examples, read_conversations
 from .export import ExportError, config_json, tokenizer_files
 from .loop import FORMAT, STATE, TrainingRun
 from .optim import AdamW
@@ -60,17 +61,26 @@ def fingerprint(ids: np.ndarray) -> str:
 
 
 def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, force: bool = False,
-            notice=print) -> TrainingRun:
-    """Check everything, then build the run (its folder is made, empty, at the end)."""
+            notice=print, sft: str | None = None, val_fraction: float = 0.1) -> TrainingRun:
+    """Check everything, then build the run (its folder is made, empty, at the end). With `sft`, instruction
+    tuning of the `init` model on that file's examples (model/train/sft.py), `val_fraction` of them held out."""
     out = Path(out)
+    if sft is not None and init is None:
+        raise RunError("sft", f"{sft}: instruction tuning starts from a model with a tokenizer: give --init")
+    if not 0 < val_fraction < 1:
+        raise RunError("val_fraction", f"{val_fraction}: must be between 0 and 1")
     settings = settings.checked()
     if settings.steps <= settings.warmup:
         notice(f"note: {settings.steps} steps, all within the {settings.warmup} warmup steps: the learning rate "
                f"only rises, to {settings.lr * settings.steps / (settings.warmup + 1):.3g}, and never decays")
     check_out(out, force)
-    text = read_corpus(corpus)
-    train_text, val_text = split_text(text)
-    extra = {"corpus": str(Path(corpus).resolve())}
+    if sft is None:
+        text = read_corpus(corpus)
+        train_text, val_text = split_text(text)
+        extra = {"corpus": str(Path(corpus).resolve())}
+    else:
+        conversations = read_conversations(sft)
+        extra = {"sft": str(Path(sft).resolve()), "val_fraction": val_fraction}
     if init is None:
         tok = make_tokenizer(settings.tokenizer, train_text, text, notice)
         source = Path(settings.tokenizer) if Path(settings.tokenizer).is_file() else None
@@ -91,8 +101,16 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
             config = json.loads(tok_files["tokenizer_config.json"])
             tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": chat.text}, indent=1).encode()
         tok_files.update(kept)
-    train, val = encode_split(tok, train_text), encode_split(tok, val_text)
-    check_splits(train, val, settings.context)
+    if sft is None:
+        train, val = encode_split(tok, train_text), encode_split(tok, val_text)
+        check_splits(train, val, settings.context)
+    else:
+        tuned = chat_for_tuning(chat, tok)
+        if tuned is not chat:                    # the plain format becomes the model's chat template
+            config = json.loads(tok_files.get("tokenizer_config.json", b"{}"))
+            tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": tuned.text}, indent=1).encode()
+            tok_files.pop("chat_template.jinja", None)
+        train, val = examples(tuned, tok, conversations, settings.context, val_fraction, settings.seed, notice)
     if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
         raise RunError(None, f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
@@ -174,14 +192,21 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
     tok = load_tokenizer(out / tok_name)
     tok_files = {p.name: p.read_bytes() for p in out.iterdir()
                  if p.name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")}
-    corpus = corpus or state.get("corpus")
-    train_text, val_text = split_text(read_corpus(corpus))
-    train, val = encode_split(tok, train_text), encode_split(tok, val_text)
+    if "sft" in state:                            # instruction tuning: the same examples, the same split
+        from ..formats.loader import load
+        corpus = corpus or state["sft"]
+        train, val = examples(chat_for_tuning(load(str(out)).chat, tok), tok, read_conversations(corpus),
+                              settings.context, float(state.get("val_fraction", 0.1)), settings.seed, notice)
+    else:
+        corpus = corpus or state.get("corpus")
+        train_text, val_text = split_text(read_corpus(corpus))
+        train, val = encode_split(tok, train_text), encode_split(tok, val_text)
     if fingerprint(train.ids) != state.get("train_ids") or fingerprint(val.ids) != state.get("val_ids"):
         raise RunError("resume", f"{out}: {corpus} is not the corpus this run trained on")
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
-    extra = {k: state[k] for k in ("corpus", "init", "train_ids", "val_ids", "train_s") if k in state}
+    extra = {k: state[k] for k in ("corpus", "sft", "val_fraction", "init", "train_ids", "val_ids", "train_s")
+             if k in state}
     extra["corpus"] = str(Path(corpus).resolve())
     return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
 
