@@ -97,7 +97,7 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
         raise RunError("init" if init else "tokenizer", f"{init or settings.tokenizer}: {e}") from None
     if init is not None:
         kept = source_files(Path(init))
-        if "tokenizer_config.json" not in kept:   # a GGUF: its chat template goes into tokenizer_config.json
+        if "tokenizer_config.json" not in kept and chat.text:   # a GGUF: its chat template into tokenizer_config.json
             config = json.loads(tok_files["tokenizer_config.json"])
             tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": chat.text}, indent=1).encode()
         tok_files.update(kept)
