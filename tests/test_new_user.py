@@ -265,3 +265,22 @@ def test_divergence_names_what_became_non_finite(tmp_path):
     assert "Warning" not in res.stderr and "Traceback" not in res.stderr, res.stderr
     line = [l for l in res.stderr.splitlines() if l.startswith("error:")]
     assert len(line) == 1 and "gradient norm became" in line[0] and "at step" in line[0], res.stderr
+
+
+def test_a_weights_file_or_a_file_as_out_say_what_to_give_instead(tmp_path):
+    """--model run/model.safetensors suggests the run's folder; --out FILE --force says it is a file (issue 26)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "generate.py"), "--model",
+                          str(folder / "model.safetensors"), "--prompt", "x"], capture_output=True, text=True, env=ENV)
+    assert_clean_error(res, "none of the accepted kinds", f"give its folder: {folder}")
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("hello world " * 500)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), "--input", str(corpus), "--out",
+                          str(target), "--force", "--steps", "1"], capture_output=True, text=True, env=ENV)
+    assert_clean_error(res, "--out", "is a file, not a run folder")
+    assert target.read_text() == "mine"

@@ -237,6 +237,8 @@ def test_the_page_typed_and_clicked_like_a_person(client):
             for field, value in settings.items():
                 assert f"{field}={value}" in d.current_url
             shown = [int(c.get_attribute("data-id")) for c in d.find_elements("css selector", "#tokens .tok")]
+            ids_line = d.find_element("id", "token-ids").text                # the ids, in order, under the tokens
+            assert ids_line == "===> [" + ", ".join(map(str, shown)) + "]"
             assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         d.quit()

@@ -70,9 +70,6 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
     if not 0 < val_fraction < 1:
         raise RunError("val_fraction", f"{val_fraction}: must be between 0 and 1")
     settings = settings.checked()
-    if settings.steps <= settings.warmup:
-        notice(f"note: {settings.steps} steps, all within the {settings.warmup} warmup steps: the learning rate "
-               f"only rises, to {settings.lr * settings.steps / (settings.warmup + 1):.3g}, and never decays")
     check_out(out, force)
     if sft is None:
         text = read_corpus(corpus)
@@ -116,6 +113,9 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
                        f"{cfg.vocab_size} embeddings")
     extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
     made = make_folder(out, force)
+    if settings.steps <= settings.warmup:          # said once everything is checked
+        notice(f"note: {settings.steps} steps, all within the {settings.warmup} warmup steps: the learning rate "
+               f"only rises, to {settings.lr * settings.steps / (settings.warmup + 1):.3g}, and never decays")
     opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
     return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out,
                np.random.default_rng([settings.seed, 1]), extra=extra, made=made)

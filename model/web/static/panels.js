@@ -30,6 +30,7 @@ const Panels = {
       return c;
     }));
     $("rendered").textContent = rendered;
+    $("token-ids").textContent = `===> [${tokens.map(t => t.id).join(", ")}]`;   // the seed's first lesson
     const n = tokens.length - promptLen;
     box.setAttribute("aria-label", `${promptLen} prompt tokens` + (n > 0 ? `, ${n} generated (underlined)` : ""));
   },
