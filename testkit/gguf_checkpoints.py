@@ -187,13 +187,7 @@ def convert_checkpoint(folder, name: str, out_dir):
         writer.add_rope_scaling_factor(rope["factor"])
     if cfg.get("sliding_window"):
         writer.add_sliding_window(cfg["sliding_window"])
-    tokens, scores, types, _, bos, eos = tokenizer_tables("llama")
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(bos)
-    writer.add_eos_token_id(eos)
+    add_llama2_vocab(writer)
     if rope.get("rope_type") == "llama3":
         writer.add_tensor("rope_freqs.weight", llama3_rope_factors(cfg))
     for hf, w in weights.items():
@@ -216,6 +210,18 @@ def convert_checkpoint(folder, name: str, out_dir):
     return path
 
 
+def add_llama2_vocab(writer) -> int:
+    """The Llama-2 SentencePiece vocabulary as a GGUF's tokenizer.ggml.* keys; returns its size."""
+    tokens, scores, types, _, bos, eos = tokenizer_tables("llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    return len(tokens)
+
+
 GEMMA3_NAMES = {"input_layernorm.weight": "attn_norm", "self_attn.q_norm.weight": "attn_q_norm",
                 "self_attn.k_norm.weight": "attn_k_norm", "post_attention_layernorm.weight": "post_attention_norm",
                 "pre_feedforward_layernorm.weight": "ffn_norm", "post_feedforward_layernorm.weight": "post_ffw_norm"}
@@ -226,7 +232,6 @@ def write_gemma3_gguf(path, *, hidden=32, ffn=48, layers=6, heads=2, kv=1, head_
     """A small random Gemma 3 GGUF as llama.cpp's converter lays one out (F32 tensors, norms stored as 1 + w,
     no q/k permutation), with the Llama-2 vocabulary. `drop` leaves metadata keys out, `metadata` overrides
     or adds keys, `bad_norm` gives layer 0's attention norm the wrong size: the bad files of the tests."""
-    tokens, scores, types, _, bos, eos = tokenizer_tables("llama")
     rng = np.random.default_rng(seed)
     keys = {"context_length": 256, "embedding_length": hidden, "block_count": layers, "feed_forward_length": ffn,
             "attention.head_count": heads, "attention.head_count_kv": kv, "attention.key_length": head_dim,
@@ -238,14 +243,8 @@ def write_gemma3_gguf(path, *, hidden=32, ffn=48, layers=6, heads=2, kv=1, head_
             continue
         add = writer.add_float32 if isinstance(value, float) else writer.add_uint32
         add(f"gemma3.{key}", value)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(bos)
-    writer.add_eos_token_id(eos)
+    V = add_llama2_vocab(writer)
     writer.add_add_space_prefix(False)
-    V = len(tokens)
     shapes = {"token_embd": (V, hidden), "output_norm": (hidden,)}
     for i in range(layers):
         p = f"blk.{i}."

