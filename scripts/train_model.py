@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bpe.cli import Parser  # noqa: E402
 from model.train.loop import Diverged, Interrupted, train  # noqa: E402
+from model.train.lora import PROJECTIONS  # noqa: E402
 from model.train.recipe import PRESETS, TrainSettings, count_parameters  # noqa: E402
 from model.train.runs import new_run, resume  # noqa: E402
 
@@ -47,6 +48,11 @@ def parse_args(argv):
     p.add_argument("--sft", metavar="FILE", help="instruction-tune --init on this file: Alpaca-style JSON "
                    "(instruction, input, output) or JSONL of {\"messages\": [...]}; the loss counts the answers only")
     p.add_argument("--val-fraction", type=float, default=0.1, help="--sft: the share of examples held out (default 0.1)")
+    p.add_argument("--lora", type=int, metavar="R", help="train rank-R adapters (LoRA) on --init's projections, the "
+                   "base frozen; writes the merged model and DIR/adapter/ in PEFT's format")
+    p.add_argument("--lora-alpha", type=float, metavar="ALPHA", help="--lora: W0 + (ALPHA/R) B A (default 2R)")
+    p.add_argument("--lora-targets", default=",".join(PROJECTIONS),
+                   help=f"--lora: comma-separated projections (default all: {','.join(PROJECTIONS)})")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR")
     p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier run")
     defaults = TrainSettings()
@@ -81,8 +87,11 @@ def main(argv=None) -> int:
         else:
             settings = PRESETS[args.preset].with_options(**given)
             run = new_run(args.input, args.out, settings, init=args.init, force=args.force,
-                          notice=lambda m: print(m, file=sys.stderr), sft=args.sft, val_fraction=args.val_fraction)
-            print(f"{count_parameters(run.weights):,} parameters, vocabulary {run.cfg.vocab_size}, "
+                          notice=lambda m: print(m, file=sys.stderr), sft=args.sft, val_fraction=args.val_fraction,
+                          lora=args.lora, lora_alpha=args.lora_alpha,
+                          lora_targets=[t for t in args.lora_targets.split(",") if t])
+            trained = "" if run.lora is None else f" ({count_parameters(run.trained):,} in the LoRA adapters, trained)"
+            print(f"{count_parameters(run.weights):,} parameters{trained}, vocabulary {run.cfg.vocab_size}, "
                   f"{len(run.train.ids):,} training and {len(run.val.ids):,} validation tokens", file=sys.stderr)
         final = train(run)
         print(f"val loss {final['val_loss']:.4f} nats/token, {final['val_per_char']:.4f} nats/char "

@@ -164,3 +164,24 @@ def test_bad_batches_are_refused():
     for inputs, targets in [([[1, 2]], [[1]]), ([[1, 11]], [[1, 2]]), ([[-1, 2]], [[1, 2]]), ([[0.5, 1]], [[1, 2]])]:
         with pytest.raises(ValueError):
             loss_and_grads(cfg, w, inputs, targets)
+
+
+def test_lora_adapter_gradients():
+    """W = W0 + s B A: dL/dA = s B^T dW and dL/dB = s dW A^T (model/train/lora.py), against finite
+    differences of the whole model's loss in A and B."""
+    from model.train.lora import LoRA
+    cfg, w0 = tiny("gqa-tied")
+    lora = LoRA.new(w0, 2, 3.0, ["q_proj", "down_proj"], np.random.default_rng(1))
+    for n in lora.params:
+        lora.params[n][...] = rng.standard_normal(lora.params[n].shape) * 0.3   # B away from zero
+    w = {n: a.copy() for n, a in w0.items()}
+    inputs, targets = np.array([[1, 2, 3, 2]]), np.array([[2, 3, 2, 5]])
+
+    def loss():
+        lora.merge_into(w)
+        return forward_loss(cfg, w, inputs, targets, keep=False)[0]
+    loss()
+    grads = lora.grads(loss_and_grads(cfg, w, inputs, targets)[1])
+    assert set(grads) == set(lora.params) and len(grads) == 2 * 2 * cfg.num_hidden_layers
+    for n, p in lora.params.items():
+        close(grads[n], numeric_grad(loss, p), tol=1e-6)

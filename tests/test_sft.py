@@ -69,3 +69,17 @@ def test_sft_cli_refuses_bad_input_in_one_line(tmp_path):
     assert_clean_error(run("--sft", str(bad), "--out", str(tmp_path / "o")), "--init")
     assert_clean_error(run("--init", "smollm2", "--sft", str(bad), "--out", str(tmp_path / "o")), "example 0", "output")
     assert not (tmp_path / "o").exists()                           # nothing half-written
+
+
+def test_lora_cli_refuses_bad_input_in_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, env=env)
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"instruction": f"Say {k}.", "input": "", "output": f"{k}."} for k in range(8)]))
+    out = tmp_path / "o"
+    assert_clean_error(run("--init", "smollm2", "--sft", str(data), "--lora", "0", "--out", str(out)), "--lora 0")
+    assert_clean_error(run("--init", "smollm2", "--sft", str(data), "--lora", "4", "--lora-targets", "q_proj,wq",
+                           "--out", str(out)), "--lora-targets", "wq")
+    assert_clean_error(run("--input", str(data), "--lora", "4", "--out", str(out)), "--lora", "--init")
+    assert not out.exists()

@@ -56,6 +56,12 @@ class TrainingRun:
     step: int = 0
     extra: dict = field(default_factory=dict)   # kept in trainer_state.json (corpus, init spec)
     made: list = field(default_factory=list)    # folders this run created (removed if it fails before a checkpoint)
+    lora: object = None                         # model/train/lora.py LoRA: only its adapters are trained
+
+    @property
+    def trained(self) -> dict:
+        """What the optimizer updates: the adapters with LoRA, else every weight."""
+        return self.lora.params if self.lora is not None else self.weights
 
 
 def evaluate(run: TrainingRun, split: Split, limit: int | None) -> dict:
@@ -92,7 +98,9 @@ def sample_text(run: TrainingRun, n: int = 100) -> str:
 
 def save_checkpoint(run: TrainingRun) -> None:
     """The whole state at run.step; trainer_state.json last (its presence means complete)."""
-    write_folder(run.out, run.cfg, run.weights, run.tok, run.tok_files, run.step)
+    write_folder(run.out, run.cfg, run.weights, run.tok, run.tok_files, run.step)   # with LoRA: merged
+    if run.lora is not None:
+        run.lora.peft_files(run.out / "adapter", run.extra.get("init", ""))
     moments = {f"m.{n}": m for n, m in run.opt.m.items()} | {f"v.{n}": v for n, v in run.opt.v.items()}
     save_safetensors(run.out / "optimizer.safetensors", moments, "F32", {"step": str(run.step), "t": str(run.opt.t)})
     state = {"format": FORMAT, "step": run.step, "adam_t": run.opt.t, "settings": run.settings.as_dict(),
@@ -180,13 +188,17 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
             x, y = run.train.batch(s.batch, s.context, run.rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked just below, by name
                 loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
+                if run.lora is not None:
+                    grads = run.lora.grads(grads)          # dA, dB from dW; W0 gets none
                 norm = clip_grad_norm(grads, s.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"the loss became {loss}" if not math.isfinite(loss) else \
                     f"the gradient norm became {norm} (the gradients overflowed; the loss was {loss:.4f})"
                 raise Diverged(f"{what} at step {run.step + 1} (learning rate {lr:.3g}); "
                                f"{run.out} keeps the checkpoint of step {last_saved(run)}")
-            run.opt.step(run.weights, grads, lr)
+            run.opt.step(run.trained, grads, lr)
+            if run.lora is not None:
+                run.lora.merge_into(run.weights)           # W = W0 + s B A for the next step
             run.step += 1
             now = time.perf_counter()
             run.extra["train_s"] = run.extra.get("train_s", 0.0) + now - t     # the steps alone, for benchmarks

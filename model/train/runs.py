@@ -13,13 +13,14 @@ from ..config import LlamaConfig
 from ..errors import OptionError
 from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
+from .lora import PROJECTIONS, LoRA
 from .sft import chat_for_tuning, examples, read_conversations
 from .export import ExportError, config_json, tokenizer_files
 from .loop import FORMAT, STATE, TrainingRun
 from .optim import AdamW
 from .recipe import SHAPE, TrainSettings, SettingsError, init_weights, new_config
 
-RUN_FILES = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+RUN_FILES = {"adapter", "config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
              "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "loss.png", "chat_template.jinja"}
 
 
@@ -61,12 +62,15 @@ def fingerprint(ids: np.ndarray) -> str:
 
 
 def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, force: bool = False,
-            notice=print, sft: str | None = None, val_fraction: float = 0.1) -> TrainingRun:
+            notice=print, sft: str | None = None, val_fraction: float = 0.1, lora: int | None = None,
+            lora_alpha: float | None = None, lora_targets=PROJECTIONS) -> TrainingRun:
     """Check everything, then build the run (its folder is made, empty, at the end). With `sft`, instruction
     tuning of the `init` model on that file's examples (model/train/sft.py), `val_fraction` of them held out."""
     out = Path(out)
     if sft is not None and init is None:
         raise RunError("sft", f"{sft}: instruction tuning starts from a model with a tokenizer: give --init")
+    if lora is not None and init is None:
+        raise RunError("lora", f"{lora}: adapters are trained on a model: give --init")
     if not 0 < val_fraction < 1:
         raise RunError("val_fraction", f"{val_fraction}: must be between 0 and 1")
     settings = settings.checked()
@@ -112,13 +116,19 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
         raise RunError(None, f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
     extra.update(train_ids=fingerprint(train.ids), val_ids=fingerprint(val.ids))
+    adapters = None
+    if lora is not None:
+        adapters = LoRA.new(weights, lora, lora_alpha if lora_alpha is not None else 2 * lora, lora_targets,
+                            np.random.default_rng([settings.seed, 4]))
+        extra["lora"] = {"r": adapters.r, "alpha": adapters.alpha, "targets": list(adapters.targets)}
     made = make_folder(out, force)
     if settings.steps <= settings.warmup:          # said once everything is checked
         notice(f"note: {settings.steps} steps, all within the {settings.warmup} warmup steps: the learning rate "
                f"only rises, to {settings.lr * settings.steps / (settings.warmup + 1):.3g}, and never decays")
-    opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
+    opt = AdamW(adapters.params if adapters else weights, betas=(settings.beta1, settings.beta2),
+                weight_decay=settings.weight_decay)
     return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out,
-               np.random.default_rng([settings.seed, 1]), extra=extra, made=made)
+               np.random.default_rng([settings.seed, 1]), extra=extra, made=made, lora=adapters)
 
 
 def from_init(spec: str, settings: TrainSettings):
@@ -164,6 +174,8 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
         saved = TrainSettings(**{f.name: state["settings"][f.name] for f in fields(TrainSettings)})
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RunError("resume", f"{out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
+    if "lora" in state:
+        raise RunError("resume", f"{out}: a LoRA run cannot be resumed yet (its adapter is in {out / 'adapter'})")
     for name in SHAPE:
         if given.get(name) is not None and given[name] != getattr(saved, name):
             raise RunError(name, f"{given[name]} differs from the saved model's {getattr(saved, name)} in {out} "
