@@ -10,9 +10,10 @@ import numpy as np
 IGNORE = -100
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray):
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None):
     """L = sum_counted( logsumexp(z) - z[target] ) / n_counted; returns L and p = softmax(z), which the
-    backward reads (targets equal to IGNORE are not counted)
+    backward reads (targets equal to IGNORE are not counted). With `weights` [N]: L = sum_t w_t nll_t
+    instead (preference tuning weighs each sequence's tokens by its coefficient: model/train/dpo.py).
 
     logits: [N, V], targets: [N] -> scalar, p [N, V].
     """
@@ -23,13 +24,16 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray):
     np.exp(e, out=e)                                                      # one [N, V] array, reused
     total = e.sum(axis=-1, keepdims=True)                                 # [N, 1]
     per_position = np.log(total[:, 0]) - picked                           # [N]
-    loss = per_position.mean() if counted.all() else per_position[counted].sum() / max(counted.sum(), 1)
+    if weights is not None:
+        loss = float(np.sum(np.where(counted, per_position * weights, 0.0)))
+    else:
+        loss = per_position.mean() if counted.all() else per_position[counted].sum() / max(counted.sum(), 1)
     e /= total
     return float(loss), e
 
 
-def cross_entropy_backward(p: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """dL/dz = (softmax(z) - onehot(target)) / n_counted, and 0 on positions not counted
+def cross_entropy_backward(p: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """dL/dz = (softmax(z) - onehot(target)) / n_counted (or * w_t with weights), and 0 on positions not counted
 
     p: [N, V], targets: [N] -> dz [N, V].
     subtle: written into p (the forward's softmax, not needed again): [N, V] is the largest array
@@ -40,5 +44,8 @@ def cross_entropy_backward(p: np.ndarray, targets: np.ndarray) -> np.ndarray:
     p[rows, targets[rows]] -= 1
     if not counted.all():
         p[~counted] = 0
-    p /= max(len(rows), 1)
+    if weights is not None:
+        p *= np.where(counted, weights, 0).astype(p.dtype)[:, None]
+    else:
+        p /= max(len(rows), 1)
     return p

@@ -48,6 +48,9 @@ def parse_args(argv):
     p.add_argument("--sft", metavar="FILE", help="instruction-tune --init on this file: Alpaca-style JSON "
                    "(instruction, input, output) or JSONL of {\"messages\": [...]}; the loss counts the answers only")
     p.add_argument("--val-fraction", type=float, default=0.1, help="--sft: the share of examples held out (default 0.1)")
+    p.add_argument("--dpo", metavar="FILE", help="preference-tune --init (DPO) on pairs: a JSON list of instruction, "
+                   "input, chosen, rejected; the reference is the starting model")
+    p.add_argument("--beta", type=float, default=0.1, help="--dpo: how far from the reference (default 0.1)")
     p.add_argument("--lora", type=int, metavar="R", help="train rank-R adapters (LoRA) on --init's projections, the "
                    "base frozen; writes the merged model and DIR/adapter/ in PEFT's format")
     p.add_argument("--lora-alpha", type=float, metavar="ALPHA", help="--lora: W0 + (ALPHA/R) B A (default 2R)")
@@ -62,10 +65,13 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.resume is None and args.out is None:
         p.error("--out is needed (or --resume DIR)")
-    if args.resume is None and args.input is None and args.sft is None:
-        p.error("--input (a text to train on) or --sft (instruction data) is needed (or --resume DIR)")
-    if args.sft is not None and args.init is None:
-        p.error("--sft instruction-tunes a model: give --init SPEC")
+    if args.resume is None and args.input is None and args.sft is None and args.dpo is None:
+        p.error("--input (a text), --sft (instructions) or --dpo (preference pairs) is needed (or --resume DIR)")
+    for name in ("sft", "dpo", "lora"):
+        if getattr(args, name) is not None and args.init is None:
+            p.error(f"--{name} tunes a model: give --init SPEC")
+    if args.sft is not None and args.dpo is not None:
+        p.error("--sft and --dpo are two runs: instruction-tune first, then --dpo with --init the tuned folder")
     if args.resume is not None and (args.init or args.force or (args.out and Path(args.out) != Path(args.resume))):
         p.error("--resume continues a run as it was: no --init, --force or another --out")
     if args.init is not None and any(getattr(args, n) is not None for n in ("layers", "dim", "heads", "kv_heads",
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
             run = new_run(args.input, args.out, settings, init=args.init, force=args.force,
                           notice=lambda m: print(m, file=sys.stderr), sft=args.sft, val_fraction=args.val_fraction,
                           lora=args.lora, lora_alpha=args.lora_alpha,
-                          lora_targets=[t for t in args.lora_targets.split(",") if t])
+                          lora_targets=[t for t in args.lora_targets.split(",") if t], dpo=args.dpo, beta=args.beta)
             trained = "" if run.lora is None else f" ({count_parameters(run.trained):,} in the LoRA adapters, trained)"
             print(f"{count_parameters(run.weights):,} parameters{trained}, vocabulary {run.cfg.vocab_size}, "
                   f"{len(run.train.ids):,} training and {len(run.val.ids):,} validation tokens", file=sys.stderr)

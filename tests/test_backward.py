@@ -185,3 +185,21 @@ def test_lora_adapter_gradients():
     assert set(grads) == set(lora.params) and len(grads) == 2 * 2 * cfg.num_hidden_layers
     for n, p in lora.params.items():
         close(grads[n], numeric_grad(loss, p), tol=1e-6)
+
+
+def test_dpo_gradients():
+    """DPO's gradient (model/train/dpo.py: each answer's tokens weighted by its pair's coefficient in the
+    cross-entropy's backward) against finite differences of the DPO loss itself, in float64."""
+    from model.train.dpo import Pairs
+    cfg, w = tiny("gqa-tied")
+    IGN = -100
+    chosen = [([1, 2, 3, 4], [IGN, IGN, 4, 5]), ([3, 3, 1], [IGN, 1, 6])]
+    rejected = [([1, 2, 3, 7, 7], [IGN, IGN, 7, 7, 2]), ([3, 3, 9], [IGN, 9, 10])]
+    pairs = Pairs(chosen, rejected, np.array([[-6.0, -7.5], [-4.0, -3.0]]), beta=0.7, pad=0)
+    batch = (np.array([0, 1]), *pairs.rows([0, 1], 8))
+    loss, grads = pairs.step(cfg, w, batch)
+    f = lambda: pairs.measure(cfg, w, batch[0], batch[1], batch[2])["loss"]  # noqa: E731
+    assert abs(loss - f()) < 1e-12
+    for name in ("model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.layers.0.self_attn.q_proj.weight",
+                 "model.norm.weight"):
+        close(grads[name], numeric_grad(f, w[name]), tol=1e-6)

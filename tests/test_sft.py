@@ -83,3 +83,18 @@ def test_lora_cli_refuses_bad_input_in_one_line(tmp_path):
                            "--out", str(out)), "--lora-targets", "wq")
     assert_clean_error(run("--input", str(data), "--lora", "4", "--out", str(out)), "--lora", "--init")
     assert not out.exists()
+
+
+def test_dpo_cli_refuses_bad_input_in_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts" / "train_model.py"), *a],  # noqa: E731
+                                    capture_output=True, text=True, env=env)
+    out = tmp_path / "o"
+    nopairs = tmp_path / "sft.json"
+    nopairs.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "Hi."}] * 3))
+    assert_clean_error(run("--init", "smollm2", "--dpo", str(nopairs), "--out", str(out)), "example 0", "chosen")
+    assert_clean_error(run("--dpo", str(nopairs), "--out", str(out)), "--dpo", "--init")
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "chosen": "Hi.", "rejected": "No."}] * 3))
+    assert_clean_error(run("--init", "smollm2", "--dpo", str(pairs), "--beta", "0", "--out", str(out)), "--beta 0")
+    assert not out.exists()

@@ -61,11 +61,12 @@ def chunk_tokens(tokens: list[int], ctx: int, chunks: int | None, bos: int | Non
 def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-log softmax(logits)[target] per row      logits: [N, V], targets: [N] -> [N] (float64)
 
-    exp in float32 on logits less their row's max (so every term is in [0, 1]), sums and logs in
+    exp in the logits' dtype (float32 in a float32 model) less their row's max (every term in [0, 1]), sums and logs in
     float64, as llama.cpp does; a block of rows at a time into one reused buffer (Gemma's V is 262,144).
     """
     out = np.empty(len(targets))
-    buf = np.empty((min(LOG_SOFTMAX_ROWS, len(targets)), logits.shape[-1]), np.float32)
+    dtype = np.result_type(logits.dtype, np.float32)
+    buf = np.empty((min(LOG_SOFTMAX_ROWS, len(targets)), logits.shape[-1]), dtype)
     for a in range(0, len(targets), LOG_SOFTMAX_ROWS):
         z = logits[a:a + LOG_SOFTMAX_ROWS]
         n = len(z)

@@ -105,6 +105,14 @@ class Split:
         """Where a sample starts: the split's first token (a character run's first character, often "?")."""
         return [int(self.ids[0])]
 
+    def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
+        """The loss of a batch of windows and its gradients."""
+        return cross_entropy_step(cfg, weights, batch)
+
+    def evaluate(self, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:
+        """Mean loss over this split's windows (`limit` of them, spread evenly)."""
+        return cross_entropy_evaluation(self, cfg, weights, T, B, limit)
+
 
 def encode_split(tok, text: str) -> Split:
     """A split's text as ids (int32), BOS first when the tokenizer's settings add one."""
@@ -127,3 +135,27 @@ def check_splits(train: Split, val: Split, T: int) -> None:
     if len(val.ids) <= T:
         raise DataError("context", f"{T}: the validation split (the last 10%) has {len(val.ids)} tokens, too few "
                                    "to evaluate one window of the context: use a longer corpus or a shorter context")
+
+
+def cross_entropy_step(cfg, weights: dict, batch) -> tuple[float, dict]:
+    """A pretraining or instruction batch (inputs, targets): the mean cross-entropy and its gradients."""
+    from .grads import loss_and_grads
+    x, y = batch
+    return loss_and_grads(cfg, weights, x, y)
+
+
+def cross_entropy_evaluation(split, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:
+    """Mean loss over a split's windows (or examples): nats per counted token and per character."""
+    from ..loss import IGNORE
+    from .grads import forward_loss
+    inputs, targets = split.windows(T, limit)
+    total, counted = 0.0, 0                         # B windows per forward: a training batch's worth of memory
+    for i in range(0, len(inputs), B):
+        x, y = inputs[i:i + B].astype(np.int64), targets[i:i + B].astype(np.int64)
+        n = int((y != IGNORE).sum())               # instruction tuning counts the answers' tokens only
+        if n:
+            total += forward_loss(cfg, weights, x, y, keep=False)[0] * n
+            counted += n
+    per_token = total / max(counted, 1)
+    chars_per_token = split.chars / max(len(split.ids), 1)
+    return {"loss": per_token, "per_char": per_token / chars_per_token, "windows": len(inputs)}

@@ -13,6 +13,7 @@ import numpy as np
 from ..config import LlamaConfig
 from ..layers import embedding, embedding_backward, linear, linear_backward, rms_norm, rms_norm_backward
 from ..llama import Layer, block, block_backward, final_norm
+from ..evaluation.perplexity import token_nll
 from ..loss import IGNORE, cross_entropy, cross_entropy_backward
 from ..rope import model_frequencies, rope_tables
 
@@ -41,8 +42,10 @@ def rotary(cfg: LlamaConfig, T: int, dtype, layer: int = 0) -> tuple[np.ndarray,
     return cos.astype(dtype), sin.astype(dtype)
 
 
-def forward_loss(cfg: LlamaConfig, w: dict, inputs: np.ndarray, targets: np.ndarray, keep: bool = True):
-    """Mean cross-entropy of a batch; with `keep`, also what the backward needs."""
+def forward_loss(cfg: LlamaConfig, w: dict, inputs: np.ndarray, targets: np.ndarray, keep: bool = True,
+                 token_weights: np.ndarray | None = None):
+    """Mean cross-entropy of a batch (or sum_t w_t nll_t with token_weights [B, T]); with `keep`, also
+    what the backward needs."""
     B, T = inputs.shape
     embed = w["model.embed_tokens.weight"]
     tables = {}                                                                     # one per rotary base
@@ -55,7 +58,8 @@ def forward_loss(cfg: LlamaConfig, w: dict, inputs: np.ndarray, targets: np.ndar
         saved.append(s)
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]               # [V, D]
     hf = rms_norm(x.reshape(B * T, -1), final_norm(cfg, w), cfg.rms_norm_eps)       # [N, D]
-    loss, p = cross_entropy(linear(hf, head), targets.reshape(-1))                  # [N, V]
+    weights = None if token_weights is None else np.asarray(token_weights, hf.dtype).reshape(-1)
+    loss, p = cross_entropy(linear(hf, head), targets.reshape(-1), weights)          # [N, V]
     return loss, (x, hf, p, layers, saved, ropes)
 
 
@@ -83,14 +87,17 @@ def layer_grads(cfg: LlamaConfig, i: int, g: dict, grads: dict) -> None:
             grads[p + hf + ".weight"] = g[ours]
 
 
-def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets) -> tuple[float, dict]:
-    """The mean cross-entropy of next-token prediction on [B, T] ids, and dL/dW for every weight."""
+def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets, token_weights=None) -> tuple[float, dict]:
+    """The mean cross-entropy of next-token prediction on [B, T] ids, and dL/dW for every weight.
+    With token_weights [B, T]: L = sum_t w_t nll_t (preference tuning's weighted sequences)."""
     inputs, targets = check_batch(cfg, inputs, targets)
-    loss, (x, hf, p, layers, saved, ropes) = forward_loss(cfg, weights, inputs, targets)
+    loss, (x, hf, p, layers, saved, ropes) = forward_loss(cfg, weights, inputs, targets,
+                                                          token_weights=token_weights)
     w, grads = weights, {}
     embed = w["model.embed_tokens.weight"]
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]
-    dz = cross_entropy_backward(p, targets.reshape(-1))                            # [N, V], written into p
+    tw = None if token_weights is None else np.asarray(token_weights, p.dtype).reshape(-1)
+    dz = cross_entropy_backward(p, targets.reshape(-1), tw)                        # [N, V], written into p
     dhf, dhead, _ = linear_backward(dz, hf, head)
     del p, dz                                                                       # the step's largest array
     dx, grads["model.norm.weight"] = rms_norm_backward(dhf, x.reshape(dhf.shape), final_norm(cfg, w),
@@ -107,3 +114,26 @@ def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets) -> tuple[fl
     else:
         grads["lm_head.weight"] = dhead
     return loss, {name: grads[name] for name in weights}
+
+
+ROWS = 512   # logits rows at a time when only log-probabilities are needed
+
+
+def sequence_logprobs(cfg: LlamaConfig, w: dict, inputs, targets) -> np.ndarray:
+    """Per row, the sum of log p(target) over the counted targets (forward only)   [B, T] -> [B] (float64)."""
+    inputs, targets = check_batch(cfg, inputs, targets)
+    B, T = inputs.shape
+    embed = w["model.embed_tokens.weight"]
+    tables = {}
+    x = embedding(embed, inputs, cfg.embed_scale)
+    for i in range(cfg.num_hidden_layers):
+        cos, sin = tables.setdefault(repr(cfg.rope(i)), rotary(cfg, T, embed.dtype, i))
+        x = block(cfg, Layer.of(cfg, w, i), x, cos, sin)                            # [B, T, D]
+    head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]
+    hf = rms_norm(x.reshape(B * T, -1), final_norm(cfg, w), cfg.rms_norm_eps)       # [N, D]
+    flat, picked = targets.reshape(-1), np.zeros(B * T)
+    for a in range(0, B * T, ROWS):                                                 # [ROWS, V] logits at a time
+        rows = np.flatnonzero(flat[a:a + ROWS] != IGNORE)
+        if len(rows):
+            picked[a + rows] = -token_nll(linear(hf[a + rows], head), flat[a + rows])
+    return picked.reshape(B, T).sum(axis=1)

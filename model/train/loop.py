@@ -21,10 +21,8 @@ from files.safetensors import save_safetensors
 from ..config import LlamaConfig
 from ..llama import Llama
 from ..sampling import sample
-from ..loss import IGNORE
 from .data import Split
 from .export import write_folder
-from .grads import forward_loss, loss_and_grads
 from .optim import AdamW, clip_grad_norm, lr_at
 from .recipe import TrainSettings
 
@@ -64,19 +62,9 @@ class TrainingRun:
         return self.lora.params if self.lora is not None else self.weights
 
 
-def evaluate(run: TrainingRun, split: Split, limit: int | None) -> dict:
-    """Mean loss over non-overlapping windows of a split: nats per token and per character."""
-    inputs, targets = split.windows(run.settings.context, limit)
-    total, counted, B = 0.0, 0, run.settings.batch   # windows per forward: a training batch's worth of memory
-    for i in range(0, len(inputs), B):
-        x, y = inputs[i:i + B].astype(np.int64), targets[i:i + B].astype(np.int64)
-        n = int((y != IGNORE).sum())               # instruction tuning counts the answers' tokens only
-        if n:
-            total += forward_loss(run.cfg, run.weights, x, y, keep=False)[0] * n
-            counted += n
-    per_token = total / max(counted, 1)
-    chars_per_token = split.chars / len(split.ids)
-    return {"loss": per_token, "per_char": per_token / chars_per_token, "windows": len(inputs)}
+def evaluate(run: TrainingRun, split, limit: int | None) -> dict:
+    """A split's mean loss: nats per token and per character (preference pairs: the DPO loss and rewards)."""
+    return split.evaluate(run.cfg, run.weights, run.settings.context, run.settings.batch, limit)
 
 
 def sample_text(run: TrainingRun, n: int = 100) -> str:
@@ -161,6 +149,10 @@ def evaluation(run: TrainingRun, progress: TrainingProgress, elapsed: float, fin
              "tokens": run.step * run.settings.batch * run.settings.context, "sample": text}
     progress.say(f"step {run.step}: train {tr['loss']:.4f} nats/token ({tr['per_char']:.4f}/char), "
                  f"val {va['loss']:.4f} ({va['per_char']:.4f}/char){' on the whole validation split' if final else ''}")
+    if "accuracy" in va:                        # preference pairs: the held-out rewards
+        entry.update({f"val_{k}": va[k] for k in ("chosen", "rejected", "margin", "accuracy")})
+        progress.say(f"  held-out pairs: reward chosen {va['chosen']:+.4f}, rejected {va['rejected']:+.4f}, "
+                     f"margin {va['margin']:+.4f}, accuracy {100 * va['accuracy']:.1f}%")
     progress.say("  sample: " + json.dumps(text[:160], ensure_ascii=False))
     log_eval(run, entry)
     return entry
@@ -185,9 +177,9 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
         while run.step < s.steps and not stop:
             t = time.perf_counter()
             lr = lr_at(run.step, **schedule(s))
-            x, y = run.train.batch(s.batch, s.context, run.rng)
+            batch = run.train.batch(s.batch, s.context, run.rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked just below, by name
-                loss, grads = loss_and_grads(run.cfg, run.weights, x, y)
+                loss, grads = run.train.step(run.cfg, run.weights, batch)
                 if run.lora is not None:
                     grads = run.lora.grads(grads)          # dA, dB from dW; W0 gets none
                 norm = clip_grad_norm(grads, s.clip)

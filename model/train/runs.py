@@ -13,6 +13,7 @@ from ..config import LlamaConfig
 from ..errors import OptionError
 from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
+from .dpo import pairs, read_pairs
 from .lora import PROJECTIONS, LoRA
 from .sft import chat_for_tuning, examples, read_conversations
 from .export import ExportError, config_json, tokenizer_files
@@ -63,19 +64,25 @@ def fingerprint(ids: np.ndarray) -> str:
 
 def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, force: bool = False,
             notice=print, sft: str | None = None, val_fraction: float = 0.1, lora: int | None = None,
-            lora_alpha: float | None = None, lora_targets=PROJECTIONS) -> TrainingRun:
+            lora_alpha: float | None = None, lora_targets=PROJECTIONS, dpo: str | None = None,
+            beta: float = 0.1) -> TrainingRun:
     """Check everything, then build the run (its folder is made, empty, at the end). With `sft`, instruction
     tuning of the `init` model on that file's examples (model/train/sft.py), `val_fraction` of them held out."""
     out = Path(out)
     if sft is not None and init is None:
         raise RunError("sft", f"{sft}: instruction tuning starts from a model with a tokenizer: give --init")
+    if dpo is not None and (init is None or sft is not None):
+        raise RunError("dpo", f"{dpo}: preference tuning starts from a model (--init), on its own data (no --sft)")
     if lora is not None and init is None:
         raise RunError("lora", f"{lora}: adapters are trained on a model: give --init")
     if not 0 < val_fraction < 1:
         raise RunError("val_fraction", f"{val_fraction}: must be between 0 and 1")
     settings = settings.checked()
     check_out(out, force)
-    if sft is None:
+    if dpo is not None:
+        preferences = read_pairs(dpo)
+        extra = {"dpo": str(Path(dpo).resolve()), "val_fraction": val_fraction, "beta": beta}
+    elif sft is None:
         text = read_corpus(corpus)
         train_text, val_text = split_text(text)
         extra = {"corpus": str(Path(corpus).resolve())}
@@ -102,7 +109,7 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
             config = json.loads(tok_files["tokenizer_config.json"])
             tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": chat.text}, indent=1).encode()
         tok_files.update(kept)
-    if sft is None:
+    if sft is None and dpo is None:
         train, val = encode_split(tok, train_text), encode_split(tok, val_text)
         check_splits(train, val, settings.context)
     else:
@@ -111,7 +118,11 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
             config = json.loads(tok_files.get("tokenizer_config.json", b"{}"))
             tok_files["tokenizer_config.json"] = json.dumps({**config, "chat_template": tuned.text}, indent=1).encode()
             tok_files.pop("chat_template.jinja", None)
-        train, val = examples(tuned, tok, conversations, settings.context, val_fraction, settings.seed, notice)
+        if dpo is None:
+            train, val = examples(tuned, tok, conversations, settings.context, val_fraction, settings.seed, notice)
+        else:                                    # the reference: the start, before any step (LoRA: B = 0)
+            train, val = pairs(tuned, tok, cfg, weights, preferences, settings.context, val_fraction, beta,
+                               settings.seed, settings.batch, notice)
     if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
         raise RunError(None, f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
@@ -174,8 +185,8 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
         saved = TrainSettings(**{f.name: state["settings"][f.name] for f in fields(TrainSettings)})
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RunError("resume", f"{out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
-    if "lora" in state:
-        raise RunError("resume", f"{out}: a LoRA run cannot be resumed yet (its adapter is in {out / 'adapter'})")
+    if "lora" in state or "dpo" in state:
+        raise RunError("resume", f"{out}: a {'LoRA' if 'lora' in state else 'DPO'} run cannot be resumed yet")
     for name in SHAPE:
         if given.get(name) is not None and given[name] != getattr(saved, name):
             raise RunError(name, f"{given[name]} differs from the saved model's {getattr(saved, name)} in {out} "

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..chat import ChatFormat, NoChat, special_token_strings
 from ..loss import IGNORE
-from .data import DataError
+from .data import DataError, cross_entropy_evaluation, cross_entropy_step
 
 MAX_BYTES = 256 << 20
 PLAIN_TEMPLATE = (
@@ -158,6 +158,14 @@ class Examples:
     def sample_prompt(self) -> list[int]:
         """The first example's prompt: a sample answers a held-out instruction."""
         return self.prompts[0]
+
+    def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
+        """The answers' mean cross-entropy over a batch and its gradients."""
+        return cross_entropy_step(cfg, weights, batch)
+
+    def evaluate(self, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:
+        """Mean loss over the answers' tokens of the examples (the first `limit`)."""
+        return cross_entropy_evaluation(self, cfg, weights, T, B, limit)
 
 
 def examples(chat: ChatFormat, tok, conversations: list[list[dict]], context: int, val_fraction: float,
