@@ -42,8 +42,9 @@ def parse_args(argv):
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", help="the training text (UTF-8); the first 90%% trains, the last 10%% validates")
     p.add_argument("--out", help="the run's folder (must not exist unless --force)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="shakespeare-char",
-                   help="the recipe's defaults (default shakespeare-char: nanoGPT's CPU recipe as a Llama)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="the recipe's defaults (default shakespeare-char, nanoGPT's CPU recipe as a Llama; with --sft "
+                        "or --dpo: tuning, or tuning-lora with --lora)")
     p.add_argument("--init", metavar="SPEC", help="fine-tune this model (any --model spec of generate.py)")
     p.add_argument("--sft", metavar="FILE", help="instruction-tune --init on this file: Alpaca-style JSON "
                    "(instruction, input, output) or JSONL of {\"messages\": [...]}; the loss counts the answers only")
@@ -91,7 +92,9 @@ def main(argv=None) -> int:
             run = resume(args.resume, given, args.input, notice=lambda m: print(m, file=sys.stderr))
             print(f"resuming {run.out} at step {run.step}", file=sys.stderr)
         else:
-            settings = PRESETS[args.preset].with_options(**given)
+            preset = args.preset or ("shakespeare-char" if args.sft is None and args.dpo is None else
+                                     "tuning-lora" if args.lora is not None else "tuning")
+            settings = PRESETS[preset].with_options(**given)
             run = new_run(args.input, args.out, settings, init=args.init, force=args.force,
                           notice=lambda m: print(m, file=sys.stderr), sft=args.sft, val_fraction=args.val_fraction,
                           lora=args.lora, lora_alpha=args.lora_alpha,

@@ -98,3 +98,25 @@ def test_dpo_cli_refuses_bad_input_in_one_line(tmp_path):
     pairs.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "chosen": "Hi.", "rejected": "No."}] * 3))
     assert_clean_error(run("--init", "smollm2", "--dpo", str(pairs), "--beta", "0", "--out", str(out)), "--beta 0")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_readme_assistant_commands_run(tmp_path):
+    """README's SFT -> DPO -> chat commands, shortened by options given after them; the chat uses the
+    template the model was tuned with."""
+    import shlex
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Make it an assistant")[1]
+    lines = section.split("```bash\n")[1].split("```")[0].strip().splitlines()
+    shorter = {"train_model.py": ["--steps", "2", "--batch", "2", "--context", "160", "--eval-windows", "2"],
+               "generate.py": ["--max-new-tokens", "3"]}
+    fixtures = str(fixture_path("tinyshakespeare.txt").parent) + "/"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for line in lines:
+        words = shlex.split(line)
+        script = os.path.basename(words[1])
+        words = [sys.executable, str(ROOT / words[1])] + [w.replace("../shared/fixtures/", fixtures) for w in words[2:]]
+        res = subprocess.run(words + shorter[script], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert res.returncode == 0, (line, res.stderr[-2000:])
+    assert (tmp_path / "runs" / "dpo" / "adapter" / "adapter_model.safetensors").is_file()
+    log = [json.loads(l) for l in (tmp_path / "runs" / "dpo" / "log.jsonl").read_text().splitlines()]
+    assert "val_accuracy" in log[-1] and "val_margin" in log[-1]

@@ -85,7 +85,15 @@ class TrainSettings:
         return asdict(self)
 
 
-PRESETS = {"shakespeare-char": TrainSettings()}
+PRESETS = {
+    "shakespeare-char": TrainSettings(),
+    # tuning a model on instructions or preferences (--sft, --dpo): a few hundred steps of 4 x 256 tokens,
+    # as LLMs-from-scratch's chapter 7 (its lr is for full fine-tuning; LoRA takes the larger one)
+    "tuning": TrainSettings(steps=100, batch=4, context=256, lr=5e-5, min_lr=5e-6, warmup=5, weight_decay=0.0,
+                            eval_every=50, eval_windows=25),
+    "tuning-lora": TrainSettings(steps=100, batch=4, context=256, lr=5e-4, min_lr=5e-5, warmup=5, weight_decay=0.0,
+                                 eval_every=50, eval_windows=25),
+}
 SHAPE = ("layers", "dim", "heads", "kv_heads", "ffn", "context", "rope_theta", "rms_norm_eps", "tokenizer")
 
 
