@@ -190,9 +190,68 @@ def bench_smollm2(steps: int, batch: int, context: int) -> None:
           f"({peak / weights_mb:.2f}x the float32 weights, {weights_mb:.0f} MB)")
 
 
+def bench_lora(pairs: int, batch: int, context: int) -> None:
+    """A LoRA step (rank 8, all projections) on SmolLM2, ours against PyTorch eager with peft on the same
+    batch and threads, interleaved; the peak memory of ours."""
+    import torch
+    import transformers
+    import peft
+    from model.formats.loader import load
+    from model.formats.smollm2 import smollm2_gguf
+    from model.train.lora import PROJECTIONS, LoRA
+    from model.train.optim import AdamW, clip_grad_norm
+    torch.set_num_threads(2)
+    path = smollm2_gguf()
+    loaded = load(str(path))
+    cfg = loaded.model.cfg
+    w = {n: np.array(a) for n, a in loaded.model.w.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    ids = np.array(loaded.tokenizer.encode((ROOT / "README.md").read_text()), np.int64)
+    loaded = None
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, len(ids) - context - 1, batch)
+    x = np.stack([ids[i:i + context] for i in starts])
+    y = np.stack([ids[i + 1:i + context + 1] for i in starts])
+    lora = LoRA.new(w, 8, 16.0, PROJECTIONS, rng)
+    opt = AdamW(lora.params, weight_decay=0.0)
+    ref = peft.get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                                                 dtype=torch.float32),
+                              peft.LoraConfig(r=8, lora_alpha=16, target_modules=list(PROJECTIONS), lora_dropout=0.0))
+    ref_opt = torch.optim.AdamW([p for p in ref.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+
+    def ours():
+        lora.merge_into(w)
+        from model.train import loss_and_grads
+        loss, g = loss_and_grads(cfg, w, x, y)
+        g = lora.grads(g)
+        clip_grad_norm(g, 1.0)
+        opt.step(lora.params, g, 1e-4)
+
+    def theirs():
+        ref_opt.zero_grad()
+        logits = ref(tx).logits
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ty.reshape(-1)).backward()
+        torch.nn.utils.clip_grad_norm_([p for p in ref.parameters() if p.requires_grad], 1.0)
+        ref_opt.step()
+    ratios = []
+    for k in range(pairs + 1):                       # the first pair warms both up
+        t = time.perf_counter()
+        ours()
+        mine = time.perf_counter() - t
+        t = time.perf_counter()
+        theirs()
+        ref_s = time.perf_counter() - t
+        if k:
+            ratios.append(mine / ref_s)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"LoRA step, SmolLM2-135M, rank 8 on all projections, batch {batch} x {context}: ours / PyTorch+peft "
+          f"{np.median(ratios):.2f}x the time (median of {pairs} interleaved pairs; goal <= 1.0, 0.7); "
+          f"peak RSS of the process (both models) {peak:.0f} MB")
+
+
 def main(argv=None) -> int:
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bench", choices=["step", "preset", "memory", "smollm2"], default="step")
+    p.add_argument("--bench", choices=["step", "preset", "memory", "smollm2", "lora"], default="step")
     p.add_argument("--pairs", type=int, default=15, help="interleaved pairs for --bench step (default 15)")
     p.add_argument("--corpus", default=str(ROOT.parent / "shared" / "fixtures" / "tinyshakespeare.txt"),
                    help="training text (default ../shared/fixtures/tinyshakespeare.txt)")
@@ -217,6 +276,9 @@ def main(argv=None) -> int:
         bench_preset(args.corpus, sizes)
     elif args.bench == "memory":
         bench_memory()
+    elif args.bench == "lora":
+        p.require("--bench lora (PyTorch with peft as the reference)", ["torch", "transformers", "peft"], "oracle")
+        bench_lora(args.pairs, args.batch, args.context if args.context != 128 else 256)
     else:
         bench_smollm2(args.steps, args.batch, args.context)
     return 0
