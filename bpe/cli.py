@@ -325,7 +325,7 @@ def run_reporting_errors(command, args) -> int:
     try:
         command(args)
     except (UsageError, ModelFileError, TrainError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {Parser.error_line(e)}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -26,7 +26,7 @@ def load_tokenizer(path, *, pattern: str | None = None):
     if looks_like_rank_file(data):
         return load_rank_file(path, pattern, data)
     if pattern is not None:
-        raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; this file names its own")
+        raise ModelFileError(f"{pattern}: only tiktoken rank files take a pattern; {path} names its own", "pattern")
     if data.startswith(HEADER.encode()):
         try:
             return ByteTokenizer.from_text(data.decode("utf-8"), source=str(path))
@@ -45,7 +45,8 @@ def load_tokenizer(path, *, pattern: str | None = None):
 def load_gguf_tokenizer(path, pattern=None):
     """The tokenizer inside a GGUF file; the whole file's header is checked first."""
     if pattern is not None:
-        raise ModelFileError(f"{path}: --pattern is only for tiktoken rank files; a GGUF file names its own")
+        raise ModelFileError(f"{pattern}: only tiktoken rank files take a pattern; the GGUF file {path} names its own",
+                             "pattern")
     try:
         meta = GGUFFile(path).metadata
     except GGUFError as e:

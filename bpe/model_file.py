@@ -38,7 +38,12 @@ NORMALIZER_FIELDS = {
 
 
 class ModelFileError(ValueError):
-    """Raised when a file is not a readable SentencePiece model."""
+    """Raised when a file is not a readable tokenizer model; `option` names the parameter a chosen value
+    came in (the command line prints it as its flag), None for the file's own problems."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass

@@ -24,7 +24,11 @@ WORDS_RE = re.compile(f"{SPACE}*[^{SPACE}]+|{SPACE}+")  # SentencePiece's SplitI
 
 
 class TrainError(ValueError):
-    """Raised for training input that cannot give the requested vocabulary."""
+    """Raised for training input that cannot give the requested vocabulary (`option`: as ModelFileError's)."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 # --- streaming word counts ---------------------------------------------------------------------
@@ -172,9 +176,9 @@ def train_sentencepiece(paths, vocab_size: int, *, character_coverage: float = 0
         required.append(ch)
     budget = vocab_size - len(proto.pieces) - len(required)
     if budget < 0:
-        raise TrainError(f"--vocab-size {vocab_size} is too small: this corpus needs at least "
+        raise TrainError(f"{vocab_size} is too small: this corpus needs at least "
                          f"{len(proto.pieces) + len(required)} ({len(proto.pieces)} special and byte "
-                         f"pieces + {len(required)} characters)")
+                         f"pieces + {len(required)} characters)", "vocab_size")
 
     symbols = list(required)                        # symbol id -> string
     char_id = {ch: i for i, ch in enumerate(symbols)}

@@ -53,10 +53,10 @@ def parse_ranks(data: bytes, source: str) -> dict[bytes, int]:
 def load_rank_file(path, pattern: str | None, data: bytes | None = None) -> ByteLevelBPE:
     """Build a byte-level tokenizer from a tiktoken rank file and a named regex."""
     if pattern is None:
-        raise ModelFileError(f"{path}: a tiktoken rank file does not say its regex; "
-                             f"give --pattern ({'|'.join(NAMED)})")
+        raise ModelFileError(f"missing: {path} is a tiktoken rank file, which does not say its regex "
+                             f"(give one of {'|'.join(NAMED)})", "pattern")
     if pattern not in NAMED:
-        raise ModelFileError(f"unknown --pattern {pattern!r} (known: {', '.join(NAMED)})")
+        raise ModelFileError(f"{pattern!r} is not a known pattern (known: {', '.join(NAMED)})", "pattern")
     if data is None:
         with open(path, "rb") as f:
             data = f.read()

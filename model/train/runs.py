@@ -70,11 +70,11 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
     tuning of the `init` model on that file's examples (model/train/sft.py), `val_fraction` of them held out."""
     out = Path(out)
     if sft is not None and init is None:
-        raise RunError("sft", f"{sft}: instruction tuning starts from a model with a tokenizer: give --init")
+        raise RunError("sft", f"{sft}: instruction tuning starts from a model with a tokenizer (init)")
     if dpo is not None and (init is None or sft is not None):
-        raise RunError("dpo", f"{dpo}: preference tuning starts from a model (--init), on its own data (no --sft)")
+        raise RunError("dpo", f"{dpo}: preference tuning starts from a model (init), on its own data (no sft)")
     if lora is not None and init is None:
-        raise RunError("lora", f"{lora}: adapters are trained on a model: give --init")
+        raise RunError("lora", f"{lora}: adapters are trained on a model to start from (init)")
     if not 0 < val_fraction < 1:
         raise RunError("val_fraction", f"{val_fraction}: must be between 0 and 1")
     settings = settings.checked()
