@@ -144,3 +144,22 @@ def test_list_architectures_names_qwen3_and_gemma3():
     res = generate("--list-architectures")
     assert res.returncode == 0
     assert "Qwen3" in res.stdout and "q_norm" in res.stdout and "Gemma 3" in res.stdout and "GeGLU" in res.stdout
+
+
+def test_gemma3_speculates_and_serves_the_same_text():
+    """--speculate lookup gives Gemma 3's greedy text unchanged; the API's completion is generate.py's."""
+    gemma3_gguf_path()
+    prompt = "One, two, three, four, five, one, two, three, four,"
+    plain = generate("--model", "gemma3", "--prompt", prompt, "--temperature", "0", "--max-new-tokens", "10", "--quiet")
+    fast = generate("--model", "gemma3", "--prompt", prompt, "--temperature", "0", "--max-new-tokens", "10", "--quiet",
+                    "--speculate", "lookup")
+    assert plain.returncode == fast.returncode == 0 and plain.stdout == fast.stdout, fast.stderr
+    pytest.importorskip("starlette")
+    from starlette.testclient import TestClient
+    from model.formats.loader import load
+    from model.web import server as web
+    client = TestClient(web.create_app(load("gemma3"), hosts={"testserver"}, model_id="gemma3"))
+    r = client.post("/v1/completions", json={"prompt": prompt, "max_tokens": 10, "temperature": 0}).json()
+    assert prompt + r["choices"][0]["text"] == plain.stdout.rstrip("\n") and r["model"] == "gemma3"
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400 and "no chat template" in r.json()["error"]["message"]
