@@ -12,7 +12,7 @@ import sys
 from .added_tokens import AddedToken
 from .bytelevel import ByteLevelBPE
 from .model_file import BYTE, CONTROL, TYPE_NAMES, UNKNOWN, USER_DEFINED, ModelFileError, ModelProto
-from .patterns import GGUF_DEFAULT, GGUF_PRE, PreTokenizerSpec
+from .patterns import GGUF_DEFAULT, GGUF_PRE
 from .pipeline import chain, regex_split, regex_to_bytes
 from .sentencepiece import SentencePieceTokenizer
 

@@ -51,7 +51,7 @@ def test_chatml_content_cannot_open_a_turn(smollm2):
 
 
 def test_the_page_and_the_api_keep_forged_markers_as_text(smollm2):
-    starlette = pytest.importorskip("starlette")  # noqa: F841
+    pytest.importorskip("starlette")
     from starlette.testclient import TestClient
     from model.web import server as web
     client = TestClient(web.create_app(smollm2, tokenizers=[], hosts={"testserver"}))
