@@ -61,8 +61,8 @@ def png_heatmap(path, weights: np.ndarray, columns: list[str], rows: list[str], 
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
-        write_png(path, weights)
+    except ImportError:                     # cells large enough to see: the map at least 400 px wide
+        write_png(path, weights, scale=int(np.clip(-(-400 // max(weights.shape[1], 1)), 8, 96)))
         return
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * len(columns) + 2), max(3, 0.25 * len(rows) + 1.5)))
     image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")

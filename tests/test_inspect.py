@@ -86,6 +86,15 @@ def test_inspect_cli_text_and_png(folder, tmp_path):
         assert width > 0 and height > 0
 
 
+def test_plain_heatmap_is_large_enough_to_see(tmp_path):
+    """Without matplotlib, nine heads over five positions were a 40 x 72 px image; now each cell is large."""
+    import struct
+    from model.inspect_report import png_heatmap
+    png_heatmap(tmp_path / "a.png", np.random.default_rng(0).random((9, 5)), list("abcde"), [str(h) for h in range(9)], "t")
+    w, h = struct.unpack(">II", (tmp_path / "a.png").read_bytes()[16:24])
+    assert w >= 400 and h == 9 * (w // 5), (w, h)
+
+
 def test_write_png_size(tmp_path):
     write_png(tmp_path / "a.png", np.random.default_rng(0).random((5, 9)), scale=4)
     assert png_size(tmp_path / "a.png") == (36, 20)

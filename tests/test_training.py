@@ -97,6 +97,36 @@ def test_folder_is_complete_and_logged(exported):
     assert (exported / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def png_colours(path) -> set:
+    """The RGB colours of an 8-bit RGB PNG without interlacing (filter 0 rows, as ours are)."""
+    import struct
+    import zlib
+    data, pos, idat = path.read_bytes(), 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IHDR":
+            w, h = struct.unpack(">II", data[pos + 8:pos + 16])
+        idat += data[pos + 8:pos + 8 + n] if kind == b"IDAT" else b""
+        pos += 12 + n
+    rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
+    assert (rows[:, 0] == 0).all()
+    return set(map(tuple, rows[:, 1:].reshape(-1, 3).tolist()))
+
+
+def test_loss_png_draws_each_step_and_the_whole_split_apart(exported):
+    steps = [json.loads(line) for line in (exported / "steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps] == list(range(1, 61))
+    assert steps[0]["loss"] == pytest.approx(np.log(len(set(TEXT))), abs=0.1)     # uniform at the start
+    assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in steps)
+    colours = png_colours(exported / "loss.png")
+    assert {(160, 200, 230), (0, 114, 178), (230, 159, 0), (213, 94, 0)} <= colours   # steps, train, val, whole
+
+
+def test_samples_start_after_a_newline_as_nanogpts_do(exported):
+    log = [json.loads(line) for line in (exported / "log.jsonl").read_text().splitlines()]
+    assert all(e["sample"].startswith("\n") for e in log)
+
+
 def test_generate_talks_with_the_trained_model(exported):
     loaded = load(str(exported))
     tok, model = loaded.tokenizer, loaded.model

@@ -101,9 +101,11 @@ class Split:
         """B random windows of this split (the module's `batch`)."""
         return batch(self, B, T, rng)
 
-    def sample_prompt(self) -> list[int]:
-        """Where a sample starts: the split's first token (a character run's first character, often "?")."""
-        return [int(self.ids[0])]
+    def sample_prompt(self, tok) -> list[int]:
+        """Where a sample starts: a newline when it is one token (nanoGPT's sample.py starts there), else the
+        split's first token."""
+        newline = tok.encode("\n")
+        return list(newline) if len(newline) == 1 and tok.decode(newline) == "\n" else [int(self.ids[0])]
 
     def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
         """The loss of a batch of windows and its gradients."""

@@ -114,7 +114,8 @@ class Pairs:
         return {"loss": mean("loss"), "per_char": mean("loss"), "windows": n, "chosen": mean("chosen"),
                 "rejected": mean("rejected"), "margin": mean("margin"), "accuracy": mean("accuracy")}
 
-    def sample_prompt(self) -> list[int]:
+    def sample_prompt(self, tok) -> list[int]:
+        """The first held-out pair's prompt: a sample answers it."""
         return self.prompts[0]
 
 

@@ -67,12 +67,12 @@ def evaluate(run: TrainingRun, split, limit: int | None) -> dict:
     return split.evaluate(run.cfg, run.weights, run.settings.context, run.settings.batch, limit)
 
 
-def sample_text(run: TrainingRun, n: int = 100) -> str:
+def sample_text(run: TrainingRun, n: int = 100) -> tuple[str, str]:
     """n tokens sampled (temperature 0.8, top-k 200: nanoGPT's sample.py) after the validation split's sample
-    prompt (its first token; for instruction tuning, the first held-out instruction)."""
+    prompt (a newline, as nanoGPT's; for instruction tuning, the first held-out instruction)."""
     model = Llama(run.cfg, run.weights)
     rng = np.random.default_rng([run.settings.seed, 2, run.step])   # its own stream: training never sees it
-    prompt = list(run.val.sample_prompt())
+    prompt = list(run.val.sample_prompt(run.tok))
     model.new_cache(run.cfg.max_position_embeddings)
     ids, logits = list(prompt), model.forward(prompt)
     for _ in range(min(n, run.cfg.max_position_embeddings - len(prompt))):
@@ -81,7 +81,9 @@ def sample_text(run: TrainingRun, n: int = 100) -> str:
             break
         logits = model.forward(ids[-1:])
     shown = ids if len(prompt) == 1 else ids[len(prompt):]     # an instruction's sample: the answer alone
-    return run.tok.decode([i for i in shown if not run.tok.is_control(i)])
+    start = (f"after {json.dumps(run.tok.decode(prompt))}" if len(prompt) == 1
+             else "answering the first held-out instruction")
+    return start, run.tok.decode([i for i in shown if not run.tok.is_control(i)])
 
 
 def save_checkpoint(run: TrainingRun) -> None:
@@ -94,6 +96,12 @@ def save_checkpoint(run: TrainingRun) -> None:
     state = {"format": FORMAT, "step": run.step, "adam_t": run.opt.t, "settings": run.settings.as_dict(),
              "rng": run.rng.bit_generator.state, **run.extra}
     write_atomic(run.out / STATE, json.dumps(state, indent=1).encode())
+
+
+def log_step(run: TrainingRun, entry: dict) -> None:
+    """Append one step's batch loss to steps.jsonl (loss.png draws it under the evaluations)."""
+    with open(run.out / "steps.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def log_eval(run: TrainingRun, entry: dict) -> None:
@@ -141,7 +149,7 @@ def evaluation(run: TrainingRun, progress: TrainingProgress, elapsed: float, fin
     """Train and validation loss (estimates, or the whole validation split at the end), a sample, logged."""
     limit = run.settings.eval_windows
     tr, va = evaluate(run, run.train, limit), evaluate(run, run.val, None if final else limit)
-    text = sample_text(run)
+    start, text = sample_text(run)
     entry = {"step": run.step, "train_loss": tr["loss"], "val_loss": va["loss"], "train_per_char": tr["per_char"],
              "val_per_char": va["per_char"], "val_windows": va["windows"], "whole_val": final,
              "lr": lr_at(max(run.step - 1, 0), **schedule(run.settings)), "elapsed_s": round(elapsed, 3),
@@ -153,7 +161,7 @@ def evaluation(run: TrainingRun, progress: TrainingProgress, elapsed: float, fin
         entry.update({f"val_{k}": va[k] for k in ("chosen", "rejected", "margin", "accuracy")})
         progress.say(f"  held-out pairs: reward chosen {va['chosen']:+.4f}, rejected {va['rejected']:+.4f}, "
                      f"margin {va['margin']:+.4f}, accuracy {100 * va['accuracy']:.1f}%")
-    progress.say("  sample: " + json.dumps(text[:160], ensure_ascii=False))
+    progress.say(f"  sample ({start}; temperature 0.8, top-k 200): " + json.dumps(text[:160], ensure_ascii=False))
     log_eval(run, entry)
     return entry
 
@@ -195,6 +203,7 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
             now = time.perf_counter()
             run.extra["train_s"] = run.extra.get("train_s", 0.0) + now - t     # the steps alone, for benchmarks
             progress.step(run.step, loss, lr, s.batch * s.context, now - t, now - began, start)
+            log_step(run, {"step": run.step, "loss": float(loss), "lr": lr, "grad_norm": float(norm)})
             if run.step % s.eval_every == 0 and run.step < s.steps:
                 evaluation(run, progress, now - began)
                 save_checkpoint(run)

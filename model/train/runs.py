@@ -22,7 +22,7 @@ from .optim import AdamW
 from .recipe import SHAPE, TrainSettings, SettingsError, init_weights, new_config
 
 RUN_FILES = {"adapter", "config.json", "model.safetensors", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-             "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "loss.png", "chat_template.jinja"}
+             "generation_config.json", "optimizer.safetensors", STATE, "log.jsonl", "steps.jsonl", "loss.png", "chat_template.jinja"}
 
 
 class RunError(OptionError):

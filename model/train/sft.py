@@ -155,7 +155,7 @@ class Examples:
         n = len(self.inputs) if limit is None else min(limit, len(self.inputs))
         return self._rows(list(range(n)), T)
 
-    def sample_prompt(self) -> list[int]:
+    def sample_prompt(self, tok) -> list[int]:
         """The first example's prompt: a sample answers a held-out instruction."""
         return self.prompts[0]
 
