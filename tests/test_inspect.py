@@ -80,8 +80,8 @@ def test_inspect_cli_text_and_png(folder, tmp_path):
     width, height = png_size(files[0])
     try:
         import matplotlib  # noqa: F401
-    except ImportError:  # our own writer: 8x8 pixels per (head, position) cell
-        assert (width, height) == (8 * 3, 8 * 16)  # "<s> ▁Hello ▁world": 3 positions; 16 heads
+    except ImportError:  # our own writer: cells of 400/positions pixels, 8 to 96 (here 96)
+        assert (width, height) == (96 * 3, 96 * 16)  # "<s> ▁Hello ▁world": 3 positions; 16 heads
     else:
         assert width > 0 and height > 0
 
