@@ -43,8 +43,9 @@ class Stats:
                   f"({rate(self.prompt_tokens, self.prefill_s)})",
                   (f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
                    f"({rate(self.decode_runs, self.decode_s)})") if self.speculation is None else
-                  (f"eval time   = {1000 * self.decode_s:10.2f} ms / {self.decode_runs:5d} runs   "
-                   f"({rate(max(self.generated_tokens - 1, 0), self.decode_s)}, counted in generated tokens)"),
+                  (f"eval time   = {1000 * self.decode_s:10.2f} ms / {max(self.generated_tokens - 1, 0):5d} tokens "
+                   f"({rate(max(self.generated_tokens - 1, 0), self.decode_s)}; the tokens after the first, "
+                   f"made in {self.decode_runs} forward runs)"),
                   f"generated   = {self.generated_tokens:5d} tokens"]
         if self.speculation is not None:
             lines.append(self.speculation.report(self.generated_tokens))

@@ -157,7 +157,10 @@ def test_bad_options_are_refused(tmp_path):
     assert_clean_error(res, "--speculate", "ids")
     ok = run_generate("--model", gguf, "--prompt", "Hello Hello Hello", "--speculate", "lookup", "--temperature", "0",
                       "--max-new-tokens", "6")
-    assert ok.returncode == 0 and "speculate   =" in ok.stderr and "counted in generated tokens" in ok.stderr
+    assert ok.returncode == 0 and "speculate   =" in ok.stderr and "counted in generated tokens" not in ok.stderr
+    eval_line = next(line for line in ok.stderr.splitlines() if line.startswith("eval time"))
+    generated = int(ok.stderr.split("generated   =")[1].split()[0])
+    assert f"/ {generated - 1:5d} tokens" in eval_line and " runs   (" not in eval_line, eval_line
 
 
 def test_inspect_and_the_page_mark_how_each_token_came():
