@@ -67,10 +67,25 @@ def check_prompt(model, prompt: list[int]) -> None:
                            "(including at least one new token)")
 
 
+READ_CHUNK = 512      # a long prompt is read this many tokens at a time when someone watches the progress
+
+
+def prefill(model, ids: list[int], reading=None):
+    """The forward over new prompt ids after the cache; logits [V] of the last. With `reading(done, total)`,
+    a prompt longer than READ_CHUNK is read in chunks (the same cache, so the same result up to rounding),
+    reporting after each one."""
+    if reading is None or len(ids) <= READ_CHUNK:
+        return model.forward(ids)
+    for start in range(0, len(ids), READ_CHUNK):
+        logits = model.forward(ids[start:start + READ_CHUNK])
+        reading(min(start + READ_CHUNK, len(ids)), len(ids))
+    return logits
+
+
 def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Generator,
              temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
              stop_ids=(), stats: Stats | None = None, reuse: int = 0, limit: int | None = None,
-             observe=None, drafter=None, draft_tokens: int = 8, mark=None, slide: bool = False):
+             observe=None, drafter=None, draft_tokens: int = 8, mark=None, slide: bool = False, reading=None):
     """Yield up to `max_new_tokens` new token ids after `prompt`, stopping after a stop id.
 
     `reuse` positions of a previous run's cache (a shared prefix, as in a chat) are kept. Only
@@ -81,6 +96,7 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     `mark(token, how)` then hears how each token came ("drawn", "drafted, accepted", ...).
     With `slide`, a full context does not end a raw continuation: the model goes on from the last
     three quarters of the text (a fresh cache), as nanoGPT's sampler crops to its block size.
+    `reading(done, total)`, if given, hears the prefill's progress over a long prompt (read in chunks).
     """
     check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 0:
@@ -96,7 +112,7 @@ def generate(model, prompt: list[int], *, max_new_tokens: int, rng: np.random.Ge
     stats.prompt_tokens = len(prompt) - reuse
     t = time.perf_counter()
     try:
-        logits = model.forward(prompt[reuse:])
+        logits = prefill(model, prompt[reuse:], reading)
     finally:  # also when Ctrl-C stops the prefill: the time spent is still true
         stats.prefill_s = time.perf_counter() - t
     if drafter is not None and max_new_tokens > 0:

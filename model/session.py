@@ -22,6 +22,23 @@ class GenerationSettings:
     draft_tokens: int = 8
 
 
+def reading_progress(err):
+    """On a terminal, a line redrawn while a long prompt is read ("reading: 1,024 / 6,900 tokens, 0:42 left"),
+    wiped when the answer starts; None elsewhere (nothing to draw)."""
+    import time
+    if not (hasattr(err, "isatty") and err.isatty()):
+        return None
+    began = time.perf_counter()
+
+    def reading(done: int, total: int) -> None:
+        spent = time.perf_counter() - began
+        left = int(spent / done * (total - done))
+        err.write(f"\r\033[K(reading: {done:,} / {total:,} tokens, {left // 60}:{left % 60:02d} left)"
+                  if done < total else "\r\033[K")
+        err.flush()
+    return reading
+
+
 def stop_ids(model, tok) -> set[int]:
     """Ids that end generation: the tokenizer's end ids (EOS, end of turn) and the config's EOS."""
     ids = set(tok.stop_ids) | {tok.eos_id}
@@ -31,12 +48,13 @@ def stop_ids(model, tok) -> set[int]:
 
 
 def stream(model, tok, prompt_ids: list[int], settings: GenerationSettings, rng, stats: Stats, write, *,
-           reuse: int = 0, continuation: bool = False) -> tuple[list[int], bool]:
+           reuse: int = 0, continuation: bool = False, reading=None) -> tuple[list[int], bool]:
     """Generate after `prompt_ids`, writing text as it becomes final; return (new ids, interrupted).
 
     Ctrl-C ends generation early: the ids chosen so far are returned with interrupted=True.
     With `continuation`, the text continues the prompt's (so the first piece keeps its space).
-    Control tokens (BOS, EOS, end of turn, <|im_start|>) print nothing.
+    Control tokens (BOS, EOS, end of turn, <|im_start|>) print nothing. `reading(done, total)` hears
+    the progress of reading a long prompt (`reading_progress` draws it).
     """
     decoder, out, stops = tok.stream_decoder(), [], stop_ids(model, tok)
     if continuation:
@@ -48,7 +66,8 @@ def stream(model, tok, prompt_ids: list[int], settings: GenerationSettings, rng,
                               temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                               stop_ids=stops, stats=stats, reuse=reuse,
                               limit=min(model.cfg.vocab_size, tok.vocab_size),
-                              drafter=settings.drafter, draft_tokens=settings.draft_tokens, slide=continuation):
+                              drafter=settings.drafter, draft_tokens=settings.draft_tokens, slide=continuation,
+                              reading=reading):
             out.append(token)
             if token not in stops and not tok.is_control(token):
                 write(decoder.feed(token))
@@ -82,11 +101,12 @@ def fit_conversation(encode, messages: list[dict], context: int, reserve: int) -
 
 
 class NoEcho:
-    """While the model answers, keys typed on the terminal are not echoed into the answer (and are
-    dropped afterwards, since they were never seen); a no-op when stdin is not a terminal."""
+    """While the model answers, keys typed on the terminal are not echoed into the answer, and are
+    dropped afterwards, since they were never seen (`dropped` then says so); a no-op when stdin is not a
+    terminal."""
 
     def __init__(self, stream=None):
-        self.fd, self.saved = None, None
+        self.fd, self.saved, self.dropped = None, None, False
         stream = stream or sys.stdin
         try:
             import termios
@@ -106,6 +126,8 @@ class NoEcho:
 
     def __exit__(self, *exc):
         if self.saved is not None:
+            import select
+            self.dropped = bool(select.select([self.fd], [], [], 0)[0])     # typed while the answer ran
             self.termios.tcflush(self.fd, self.termios.TCIFLUSH)
             self.termios.tcsetattr(self.fd, self.termios.TCSANOW, self.saved)
         return False
@@ -170,9 +192,12 @@ def chat_loop(model, tok, encode, settings: GenerationSettings, rng, *, system: 
             reuse += 1
         stats = Stats(load_s=load_s)
         load_s = None  # the load happened once, before the first turn
-        with NoEcho():
-            new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse)
+        with NoEcho() as keys:
+            new, interrupted = stream(model, tok, ids, settings, rng, stats, write, reuse=reuse,
+                                      reading=reading_progress(err))
         write("\n")
+        if keys.dropped:
+            print("(keys typed during the answer were dropped: type at the \"> \" prompt)", file=err)
         stops = stop_ids(model, tok)
         answer = tok.decode([t for t in new if t not in stops and not tok.is_control(t)])
         messages.append({"role": "assistant", "content": answer.strip()})

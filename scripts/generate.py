@@ -28,7 +28,7 @@ from model.formats.hub import DEFAULT_REPO  # noqa: E402
 from model.inspect_report import inspect_run  # noqa: E402
 from model.formats.loader import load  # noqa: E402
 from model.sampling import check_sampling, sample  # noqa: E402
-from model.session import GenerationSettings, chat_loop, stream, write_flush  # noqa: E402
+from model.session import GenerationSettings, chat_loop, reading_progress, stream, write_flush  # noqa: E402
 
 CARD_DEFAULTS = {"temperature": 0.7, "top_k": 50, "top_p": 0.95}  # TinyLlama-Chat's model card
 
@@ -182,7 +182,8 @@ def main(argv=None) -> int:
         write = write_flush(sys.stdout)
         if not args.chat:
             write(prompt)  # raw mode echoes the prompt, as run.c does
-        _, interrupted = stream(model, tok, ids, settings, rng, stats, write, continuation=not args.chat)
+        _, interrupted = stream(model, tok, ids, settings, rng, stats, write, continuation=not args.chat,
+                                reading=reading_progress(sys.stderr) if args.chat else None)
         write("\n")
         if interrupted:
             print("interrupted (Ctrl-C): the text so far is above", file=sys.stderr)

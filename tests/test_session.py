@@ -165,3 +165,61 @@ def test_raw_text_slides_the_window_past_a_short_context():
     stopped = Stats()
     assert len(list(generate(model, prompt, max_new_tokens=40, rng=np.random.default_rng(0), stats=stopped))) == 13
     assert stopped.stopped_at_context
+
+
+def test_a_long_message_shows_its_reading_progress_on_a_terminal(tok):
+    """A 6.9k-token paste was read for minutes with nothing on screen: a terminal now sees the count."""
+    model = tiny_model(context=3000)
+    message = "the weather is nice today and tomorrow " * 150                 # about 1,200 tokens
+    total = len(encode_chat(tok, [{"role": "user", "content": message}]))
+    assert total > 1024
+    err = []
+
+    class Tty:
+        def write(self, s):
+            err.append(s)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+    out = []
+    chat_loop(model, tok, lambda m: encode_chat(tok, m), GenerationSettings(max_new_tokens=4, temperature=0),
+              np.random.default_rng(0), read=Script([message]), write=out.append, err=Tty(), quiet=True)
+    shown = "".join(err)
+    assert f"(reading: 512 / {total:,} tokens" in shown and f"(reading: 1,024 / {total:,} tokens" in shown
+    _, _, plain, plain_err = run_chat(model, tok, [message], settings=GenerationSettings(max_new_tokens=4, temperature=0))
+    assert "reading:" not in plain_err and "".join(out) == plain          # the same answer, read in chunks
+
+
+def test_prefill_in_chunks_gives_the_whole_prompts_logits():
+    from model.generate import prefill
+    model = tiny_model(context=1400, vocab=300)
+    ids = list(np.random.default_rng(1).integers(0, 300, 1300))
+    model.new_cache(1400)
+    whole = model.forward(ids)
+    seen = []
+    model.new_cache(1400)
+    chunked = prefill(model, ids, lambda done, total: seen.append((done, total)))
+    assert seen == [(512, 1300), (1024, 1300), (1300, 1300)]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-4)
+
+
+def test_keys_typed_during_an_answer_are_reported_as_dropped():
+    import os
+    from model.session import NoEcho
+    master, slave = os.openpty()
+    stream = os.fdopen(slave, "r")
+    try:
+        with NoEcho(stream) as keys:
+            os.write(master, b"hello\n")
+            import time
+            time.sleep(0.1)
+        assert keys.dropped
+        with NoEcho(stream) as quiet:
+            pass
+        assert not quiet.dropped
+    finally:
+        stream.close()
+        os.close(master)
