@@ -94,6 +94,7 @@ def test_completions_equal_generate_py(client):
     assert streamed == expected
 
 
+@pytest.mark.oracle
 def test_completions_take_token_ids(client, server):
     """A prompt of token ids (HF tokenizers' ids of the text) gives the text prompt's completion."""
     tokenizers = pytest.importorskip("tokenizers")

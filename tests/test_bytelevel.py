@@ -135,6 +135,7 @@ def smollm2():
     return load_tokenizer(path), Tokenizer.from_file(str(path))
 
 
+@pytest.mark.oracle
 def test_smollm2_equals_hf(smollm2):
     ours, hf = smollm2
     lines = fixture_path("tinyshakespeare.txt").read_text(encoding="utf-8").splitlines()[:3000]
@@ -146,6 +147,7 @@ def test_smollm2_equals_hf(smollm2):
     assert ours.id_to_piece(ours.encode(" hello")[0]) == "Ġhello"
 
 
+@pytest.mark.oracle
 @settings(max_examples=200, deadline=None)
 @given(text=unicode14_text())
 def test_smollm2_properties(smollm2, text):

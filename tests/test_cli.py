@@ -141,6 +141,7 @@ def smollm2_json():
     return smollm2_tokenizer_json()
 
 
+@pytest.mark.oracle
 def test_encode_decode_byte_level_like_hf(smollm2_json):
     from tokenizers import Tokenizer
     hf = Tokenizer.from_file(str(smollm2_json))
@@ -160,6 +161,7 @@ def test_encode_decode_byte_level_like_hf(smollm2_json):
     assert back.stdout == " hello world\n"
 
 
+@pytest.mark.oracle
 def test_bos_note_when_the_tokenizer_has_none(smollm2_json):
     res = run("encode", "--model", str(smollm2_json), "--bos", stdin="hi\n")
     assert res.returncode == 0 and "defines no token for --bos" in res.stderr
@@ -206,6 +208,7 @@ def test_bad_tokenizer_json(tmp_path, spec, words):
     assert_clean_error(run("encode", "--model", str(path), stdin="a\n"), str(path), *words)
 
 
+@pytest.mark.oracle
 def test_byte_level_decode_rejects_bad_ids(smollm2_json):
     assert_clean_error(run("decode", "--model", str(smollm2_json), stdin="1 99999999\n"), "99999999")
     for bad in ["٣", "1_000", "+15", "-1"]:

@@ -51,6 +51,7 @@ VARIED = ["Hello world", " leading space", "naïve café — déjà vu", "  two 
           "      ", "ℌ𝔢𝔩𝔩𝔬 math", "Привет, мир! Γειά σου κόσμε", "مرحبا بالعالم", "नमस्ते दुनिया", "\t\t\tindented"]
 
 
+@pytest.mark.oracle
 def test_gemma3_tokenizer_equals_hf_on_varied_text(gemma_tokenizers):
     ours, hf = gemma_tokenizers
     assert ours.vocab_size == 262144 and ours.add_bos and ours.bos_id == 2
@@ -65,6 +66,7 @@ def test_gemma3_tokenizer_equals_hf_on_varied_text(gemma_tokenizers):
 @settings(max_examples=60, deadline=None)
 @given(parts=st.lists(st.one_of(st.sampled_from([" ", "  ", "\n", "\t", "▁", "<bos>", "😀", "é", "x"]),
                                 st.text(max_size=8)), max_size=8))
+@pytest.mark.oracle
 def test_gemma3_tokenizer_equals_hf_on_random_text(gemma_tokenizers, parts):
     ours, hf = gemma_tokenizers
     text = "".join(parts)

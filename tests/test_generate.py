@@ -305,6 +305,7 @@ def qwen_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.oracle
 def test_family_folder_runs_raw_chat_and_inspect(qwen_folder):
     from model.formats.loader import load
     loaded = load(str(qwen_folder))
@@ -335,6 +336,7 @@ def test_chat_templates_render_as_transformers_does():
     assert out == '<s>1 [{"role": "user", "content": "café <b>"}] no tools'
 
 
+@pytest.mark.oracle
 def test_bad_generation_config_is_named(qwen_folder, tmp_path):
     import shutil
     bad = tmp_path / "bad"

@@ -13,7 +13,7 @@ from model.lens import attention_rows, contributions, logit_lens, trace_sequence
 from model.llama import Llama
 
 from testkit.checkpoints import write_checkpoint
-from conftest import fixture_path, smollm2_gguf_path, smollm2_tokenizer_json
+from conftest import fixture_path, smollm2_gguf_path
 
 TEXT = st.lists(st.sampled_from(list("abcdefghijklmnop qrstuvwxyz  \n\téüß日本🎉0123456789<>|_.,'")
                                 + ["<s>", "</s>", "<|im_start|>", "ing", "tion"]), max_size=30).map("".join)
@@ -22,8 +22,7 @@ TEXT = st.lists(st.sampled_from(list("abcdefghijklmnop qrstuvwxyz  \n\téüß日
 @pytest.fixture(scope="module")
 def tokenizers():
     return [load_tokenizer(fixture_path("llama2-tokenizer.model")), load_tokenizer(fixture_path("tok512.model")),
-            load_tokenizer(fixture_path("llama2-tokenizer.json")), load_tokenizer(smollm2_gguf_path()),
-            load_tokenizer(smollm2_tokenizer_json())]
+            load_tokenizer(fixture_path("llama2-tokenizer.json")), load_tokenizer(smollm2_gguf_path())]
 
 
 @settings(max_examples=150, deadline=None)

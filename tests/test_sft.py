@@ -19,6 +19,7 @@ def smollm2():
     return load(str(smollm2_gguf_path()))
 
 
+@pytest.mark.oracle
 def test_only_the_answer_and_its_end_of_turn_are_learned(smollm2):
     tokenizers = pytest.importorskip("tokenizers")
     hf = tokenizers.Tokenizer.from_file(str(smollm2_tokenizer_json()))

@@ -173,6 +173,7 @@ def requested_urls(driver) -> list[str]:
     return urls
 
 
+@pytest.mark.browser
 def test_the_page_in_headless_chromium(tmp_path, loaded):
     tok, model = loaded.tokenizer, loaded.model
     prompt = "The capital of France is"
@@ -218,6 +219,7 @@ def test_the_page_in_headless_chromium(tmp_path, loaded):
         d.quit()
 
 
+@pytest.mark.browser
 def test_the_page_typed_and_clicked_like_a_person(client):
     """Type a prompt and settings (top-p 0.9, temperature 0.75: values a number field's step could refuse),
     click Analyse, and read the panels: they show what /api/analyze computes for the same settings."""
