@@ -132,8 +132,15 @@ def geglu(x: np.ndarray, gate_up: np.ndarray, down: np.ndarray, keep: dict | Non
     F = gu.shape[-1] // 2
     g, u = gu[..., :F], gu[..., F:]                   # [N, F] each
     one = g.dtype.type
-    t = np.tanh(one(GELU_C) * (g + one(GELU_A) * g * g * g))
-    m = one(0.5) * g * (1 + t)                        # gelu(g)
+    t = g * g                                         # in place from here: one [N, F] buffer each for t and m
+    t *= g
+    t *= one(GELU_A)
+    t += g
+    t *= one(GELU_C)
+    np.tanh(t, out=t)                                 # t = tanh(c (g + a g^3))
+    m = t + 1
+    m *= g
+    m *= one(0.5)                                     # gelu(g)
     m *= u                                            # gelu(g) . u
     if keep is not None:
         keep.update(g=g, u=u, tanh=t, m=m)

@@ -13,7 +13,6 @@ run on a longer one slow the turning down ("rope scaling"), each family its own 
   GGUF     llama.cpp stores Llama-3's result as a tensor `rope_freqs` of per-frequency divisors
 All in float32, computed the way transformers does, so positions far along agree bit for bit.
 """
-import functools
 
 import numpy as np
 
@@ -94,11 +93,13 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     """x * cos + rotate_half(x) * sin, rotate_half([a, b]) = [-b, a]    x: [..., T, E], cos/sin: [T, E]
 
     The half-rotation layout of Hugging Face checkpoints: dimension i pairs with i + E/2.
-    rotate_half is one gather ([b, a]) and one negation in place: no concatenation.
+    rotate_half is two slice copies into one buffer, no concatenation and no gather (a fancy-index
+    gather was 8x slower over a 512-token prompt: 7.3 ms against 0.93 ms for Gemma 3's q and k).
     """
     half = x.shape[-1] // 2
-    rotated = x[..., _halves_swapped(x.shape[-1])]          # [..., T, E]: [b, a]
-    np.negative(rotated[..., :half], out=rotated[..., :half])  # [-b, a]
+    rotated = np.empty_like(x)                                 # [..., T, E]
+    np.negative(x[..., half:], out=rotated[..., :half])        # [-b, .]
+    rotated[..., half:] = x[..., :half]                        # [-b, a]
     rotated *= sin
     out = x * cos
     out += rotated
@@ -112,9 +113,3 @@ def apply_rope_backward(dy: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.
     dy: [..., T, E], cos/sin: [T, E] -> dx [..., T, E].
     """
     return apply_rope(dy, cos, -sin)
-
-
-@functools.cache
-def _halves_swapped(E: int) -> np.ndarray:
-    """The index [E/2, ..., E-1, 0, ..., E/2-1], made once per head size."""
-    return np.r_[E // 2:E, 0:E // 2]

@@ -180,3 +180,19 @@ def times_t(x: np.ndarray, weight: np.ndarray, padded: np.ndarray | None = None)
     if 1 < x.shape[0] <= SMALL_T and x.ndim == 2:
         return (weight @ x.T).T
     return x @ weight.T
+
+
+def on_two_cores(work, n: int, parts: int = 2) -> None:
+    """Run work(a, b) over row ranges [a, b) of 0..n in `parts` threads (NumPy's ufuncs let go of the GIL on
+    large arrays, so elementwise passes that are single-threaded in NumPy use both cores). Measured on
+    Gemma 3's perplexity: the log-softmax of 255 rows of 262,144 took 0.29 s on one core."""
+    import threading
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    threads = [threading.Thread(target=work, args=(int(a), int(b))) for a, b in zip(bounds[1:-1], bounds[2:])]
+    for t in threads:
+        t.start()
+    try:
+        work(int(bounds[0]), int(bounds[1]))
+    finally:
+        for t in threads:
+            t.join()

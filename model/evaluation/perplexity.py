@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..speed import on_two_cores
 from .datasets import DataError
 
-LOG_SOFTMAX_ROWS = 64     # rows of [rows, V] log-softmax at a time (Gemma's V is 262,144)
+LOG_SOFTMAX_ROWS = 2      # rows of [rows, V] log-softmax at a time: 2 MB for Gemma's V of 262,144, in L2 (64 rows: 2.3x slower)
 
 
 @dataclass
@@ -62,19 +63,26 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """-log softmax(logits)[target] per row      logits: [N, V], targets: [N] -> [N] (float64)
 
     exp in the logits' dtype (float32 in a float32 model) less their row's max (every term in [0, 1]), sums and logs in
-    float64, as llama.cpp does; a block of rows at a time into one reused buffer (Gemma's V is 262,144).
+    float64, as llama.cpp does; a block of rows at a time into a reused buffer (Gemma's V is 262,144), the rows
+    split between two threads (model/speed.py on_two_cores).
     """
     out = np.empty(len(targets))
     dtype = np.result_type(logits.dtype, np.float32)
-    buf = np.empty((min(LOG_SOFTMAX_ROWS, len(targets)), logits.shape[-1]), dtype)
-    for a in range(0, len(targets), LOG_SOFTMAX_ROWS):
-        z = logits[a:a + LOG_SOFTMAX_ROWS]
-        n = len(z)
-        peak = z.max(axis=-1, keepdims=True)                                    # [n, 1]
-        e = np.subtract(z, peak, out=buf[:n])
-        np.exp(e, out=e)
-        lse = peak[:, 0].astype(np.float64) + np.log(e.sum(axis=-1, dtype=np.float64))
-        out[a:a + n] = lse - z[np.arange(n), targets[a:a + n]]
+
+    def rows(first: int, end: int) -> None:
+        buf = np.empty((min(LOG_SOFTMAX_ROWS, max(end - first, 1)), logits.shape[-1]), dtype)
+        for a in range(first, end, LOG_SOFTMAX_ROWS):
+            z = logits[a:min(a + LOG_SOFTMAX_ROWS, end)]
+            n = len(z)
+            peak = z.max(axis=-1, keepdims=True)                                # [n, 1]
+            e = np.subtract(z, peak, out=buf[:n])
+            np.exp(e, out=e)
+            lse = peak[:, 0].astype(np.float64) + np.log(e.sum(axis=-1, dtype=np.float64))
+            out[a:a + n] = lse - z[np.arange(n), targets[a:a + n]]
+    if len(targets) * logits.shape[-1] < 1 << 20:          # small: threads would cost more than they save
+        rows(0, len(targets))
+    else:
+        on_two_cores(rows, len(targets))
     return out
 
 
