@@ -9,20 +9,25 @@ letters of model/config.py; a leading batch [B, ...] works everywhere.
 import numpy as np
 
 
-def softmax(x: np.ndarray) -> np.ndarray:
-    """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x), over the last axis."""
-    e = x - np.maximum.reduce(x, axis=-1, keepdims=True)
+def softmax(x: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x), over the last axis (`inplace`: into x)."""
+    e = np.subtract(x, np.maximum.reduce(x, axis=-1, keepdims=True), out=x if inplace else None)
     np.exp(e, out=e)
     e /= np.add.reduce(e, axis=-1, keepdims=True)
     return e
 
 
-def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """p = softmax(s)  =>  ds = p . (dp - sum_S(dp . p))        dp, p: [..., S] -> ds [..., S]
+def softmax_backward(dp: np.ndarray, p: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """p = softmax(s)  =>  ds = p . (dp - sum_S(dp . p))  (times `scale`)    dp, p: [..., S] -> ds [..., S]
 
-    Masked positions have p = 0, so they get no gradient.
+    Masked positions have p = 0, so they get no gradient. subtle: written into dp.
     """
-    return p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+    dot = np.add.reduce(dp * p, axis=-1, keepdims=True)              # [..., 1]
+    dp -= dot
+    dp *= p
+    if scale != 1.0:
+        dp *= dp.dtype.type(scale)
+    return dp
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None = None,
@@ -42,15 +47,14 @@ def attention_probs(q: np.ndarray, k: np.ndarray, start: int, window: int | None
     qg = q.reshape(*B, K, G * T, E)                                 # [K, G*T, E]: a group's rows share keys
     scores = (qg @ np.swapaxes(k, -1, -2)).reshape(*B, K, G, T, S)  # [K, G*T, S] -> [K, G, T, S]
     scores *= q.dtype.type(1.0 / np.sqrt(E) if scale is None else scale)
-    if hidden is not None:
-        scores[..., hidden] = -np.inf
-    elif T > 1 or (window is not None and S > window):
+    if hidden is None and (T > 1 or (window is not None and S > window)):
         rows, keys = start + np.arange(T)[:, None], np.arange(S)[None, :]
         hidden = keys > rows                                        # [T, S] the future
         if window is not None:
             hidden |= keys <= rows - window                         # [T, S] beyond the window
-        scores[..., hidden] = -np.inf
-    return softmax(scores).reshape(*B, H, T, S)                     # [K, G, T, S] -> [H, T, S]
+    if hidden is not None:                                          # + 0 or + -inf: one pass (a boolean
+        scores += np.where(hidden, -np.inf, 0).astype(scores.dtype)  # assignment was 10x slower)
+    return softmax(scores, inplace=True).reshape(*B, H, T, S)       # [K, G, T, S] -> [H, T, S]
 
 
 def attention(probs: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -79,7 +83,7 @@ def attention_backward(dout: np.ndarray, probs: np.ndarray, q: np.ndarray, k: np
     dO = dout.reshape(*B, K, G, T, E)
     dv = (np.swapaxes(P, -1, -2) @ dO).sum(axis=-3)                    # [B, K, G, S, E] -> [B, K, S, E]
     dP = dO @ np.swapaxes(v, -1, -2)[..., None, :, :]                  # [B, K, G, T, S]
-    dS = softmax_backward(dP, P) * q.dtype.type(1.0 / np.sqrt(E) if scale is None else scale)
+    dS = softmax_backward(dP, P, 1.0 / np.sqrt(E) if scale is None else scale)
     dq = (dS @ k[..., None, :, :]).reshape(*B, H, T, E)                # [B, K, G, T, E] -> [B, H, T, E]
     dk = (np.swapaxes(dS, -1, -2) @ q.reshape(*B, K, G, T, E)).sum(axis=-3)   # [B, K, S, E]
     return dq, dk, dv

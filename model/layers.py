@@ -71,17 +71,23 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
     return y if bias is None else y + bias
 
 
-def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, bias: bool = False):
+def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray, bias: bool = False, frozen: bool = False):
     """y = x W^T + b  =>  dx = dy W,  dW = dy^T x,  db = sum_N dy
 
-    dy: [N, O], x: [N, I], W: [O, I] -> dx [N, I], dW [O, I], db [O] (None without a bias).
+    dy: [N, O], x: [N, I], W: [O, I] -> dx [N, I], dW [O, I], db [O] (None without a bias, or when `frozen`:
+    a weight that is not trained needs only dx).
     """
+    if frozen:
+        return dy @ weight, None, None
     return dy @ weight, dy.T @ x, (dy.sum(axis=0) if bias else None)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """sigmoid(x) = 1 / (1 + exp(-x))"""
-    return 1 / (1 + np.exp(-x))
+    e = np.negative(x)                                # one buffer, each step in place
+    np.exp(e, out=e)
+    e += 1
+    return np.divide(1, e, out=e)
 
 
 def swiglu(x: np.ndarray, gate_up: np.ndarray, down: np.ndarray, keep: dict | None = None) -> np.ndarray:
@@ -113,9 +119,9 @@ def swiglu_backward(dm: np.ndarray, g: np.ndarray, u: np.ndarray, sig: np.ndarra
     slope *= g
     slope += 1
     slope *= sig
-    dg = dm * u
-    dg *= slope
-    return dg, du
+    slope *= dm
+    slope *= u                                                         # dg, in the same buffer
+    return slope, du
 
 
 GELU_C = np.sqrt(2 / np.pi)   # the tanh approximation's constants: gelu(g) ~ g/2 (1 + tanh(c (g + a g^3)))

@@ -105,33 +105,43 @@ def block(cfg: LlamaConfig, layer: Layer, x: np.ndarray, cos: np.ndarray, sin: n
     return y
 
 
-def block_backward(cfg: LlamaConfig, layer: Layer, dy: np.ndarray, keep: dict, cos, sin) -> tuple[np.ndarray, dict]:
+def block_backward(cfg: LlamaConfig, layer: Layer, dy: np.ndarray, keep: dict, cos, sin,
+                   taps=None) -> tuple[np.ndarray, dict]:
     """dL/dx of one block from dL/dy [*B, T, D], and dL/d(its weights) by the names of Layer.
 
     Each line undoes one line of `block`, last first, from what `keep` holds; q|k|v and gate|up
-    get one gradient each (the three and two matrices are their row blocks).
+    get one gradient each (the three and two matrices are their row blocks). With `taps(part, dy, x)`
+    the block's weights are frozen (LoRA): no weight gradients; each projection's output gradient
+    dy [N, O] and input x [N, I] go to taps instead (part: qkv, o_proj, gate_up, down).
     """
     H, K, E, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
     *B, T, D = dy.shape
     flat = lambda a: a.reshape(-1, a.shape[-1])                                # noqa: E731  [*B, T, X] -> [N, X]
     g, dy = {}, flat(dy)
+
+    def linear_back(part, d, x, w, bias=False):                               # a projection's backward
+        if taps is not None:
+            taps(part, d, x)
+        return linear_backward(d, x, w, bias, frozen=taps is not None)
     # y = x2 + [rms_norm](f),  f = down(act(g) . u),  [g | u] = h2 W_gate_up^T,  h2 = rms_norm(x2)
     df = dy
     if layer.mlp_out_norm is not None:
         df, g["mlp_out_norm"] = rms_norm_backward(dy, flat(keep["f"]), layer.mlp_out_norm, eps)
-    dm, g["down"], _ = linear_backward(df, flat(keep["m"]), layer.down)                  # [N, F]
+    dm, g["down"], _ = linear_back("down", df, flat(keep["m"]), layer.down)                  # [N, F]
     if cfg.mlp_act == "silu":
         dgate, dup = swiglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["sig"]))
     else:
         dgate, dup = geglu_backward(dm, flat(keep["g"]), flat(keep["u"]), flat(keep["tanh"]))
-    dh2, g["gate_up"], _ = linear_backward(np.concatenate([dgate, dup], axis=-1), flat(keep["h2"]), layer.gate_up)
+    dh2, g["gate_up"], _ = linear_back("gate_up", np.concatenate([dgate, dup], axis=-1), flat(keep["h2"]),
+                                       layer.gate_up)
     dn, g["mlp_norm"] = rms_norm_backward(dh2, flat(keep["x2"]), layer.mlp_norm, eps)
     dx2 = dy + dn                                                                         # the residual adds
     # x2 = x + [rms_norm](o_proj(out)),  out = attention(probs, v),  probs = attention_probs(q, k)
     da = dx2
     if layer.attn_out_norm is not None:
         da, g["attn_out_norm"] = rms_norm_backward(dx2, flat(keep["a"]), layer.attn_out_norm, eps)
-    dout, g["o_proj"], g["o_bias"] = linear_backward(da, flat(keep["out"]), layer.o_proj, bias=layer.o_bias is not None)
+    dout, g["o_proj"], g["o_bias"] = linear_back("o_proj", da, flat(keep["out"]), layer.o_proj,
+                                                 layer.o_bias is not None)
     dout = np.swapaxes(dout.reshape(*B, T, H, E), -3, -2)                                 # [*B, H, T, E]
     dq, dk, dv = attention_backward(dout, keep["probs"], keep["q"], keep["k"], keep["v"], cfg.attn_scale)
     dq, dk = apply_rope_backward(dq, cos, sin), apply_rope_backward(dk, cos, sin)         # through the rotation
@@ -142,7 +152,8 @@ def block_backward(cfg: LlamaConfig, layer: Layer, dy: np.ndarray, keep: dict, c
     dheads = np.concatenate([dq, dk, dv], axis=-3)                                        # [*B, H+2K, T, E]
     dqkv = np.swapaxes(dheads, -3, -2).reshape(-1, (H + 2 * K) * E)                       # [N, (H+2K)E]
     # q|k|v = h1 W_qkv^T (+ b),  h1 = rms_norm(x)
-    dh1, g["qkv"], g["qkv_bias"] = linear_backward(dqkv, flat(keep["h1"]), layer.qkv, bias=layer.qkv_bias is not None)
+    dh1, g["qkv"], g["qkv_bias"] = linear_back("qkv", dqkv, flat(keep["h1"]), layer.qkv,
+                                               layer.qkv_bias is not None)
     dn, g["attn_norm"] = rms_norm_backward(dh1, flat(keep["x"]), layer.attn_norm, eps)
     return (dx2 + dn).reshape(*B, T, D), g
 

@@ -7,29 +7,45 @@ the loss nor gets a gradient.
 """
 import numpy as np
 
+from .speed import on_two_cores
+
 IGNORE = -100
+CE_ROWS = 4        # rows of the [N, V] softmax at a time: 4 x 49,152 floats stay in L2
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None):
+def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None, *,
+                  inplace: bool = False):
     """L = sum_counted( logsumexp(z) - z[target] ) / n_counted; returns L and p = softmax(z), which the
     backward reads (targets equal to IGNORE are not counted). With `weights` [N]: L = sum_t w_t nll_t
     instead (preference tuning weighs each sequence's tokens by its coefficient: model/train/dpo.py).
+    With `inplace`, p is written over the logits (a step's largest array, not needed again).
 
     logits: [N, V], targets: [N] -> scalar, p [N, V].
+    A few rows at a time (in L2) on both cores (model/speed.py): 0.67 s -> 0.15 s for SmolLM2's 1,024 x 49,152.
     """
     counted = targets != IGNORE                                           # [N]
-    rows, picked_ids = np.arange(len(targets)), np.where(counted, targets, 0)
-    e = logits - logits.max(axis=-1, keepdims=True)                      # [N, V], max 0: exp cannot overflow
-    picked = e[rows, picked_ids]                                          # [N] z[target] - max z
-    np.exp(e, out=e)                                                      # one [N, V] array, reused
-    total = e.sum(axis=-1, keepdims=True)                                 # [N, 1]
-    per_position = np.log(total[:, 0]) - picked                           # [N]
+    picked_ids = np.where(counted, targets, 0)
+    p = logits if inplace else np.empty_like(logits)
+    per_position = np.empty(len(targets), logits.dtype)                   # [N]
+
+    def rows(first: int, end: int) -> None:
+        for a in range(first, end, CE_ROWS):
+            b = min(a + CE_ROWS, end)
+            e = np.subtract(logits[a:b], logits[a:b].max(axis=-1, keepdims=True), out=p[a:b])   # max 0: no overflow
+            picked = e[np.arange(b - a), picked_ids[a:b]]                 # z[target] - max z
+            np.exp(e, out=e)
+            total = e.sum(axis=-1, keepdims=True)                         # [rows, 1]
+            per_position[a:b] = np.log(total[:, 0]) - picked
+            e /= total
+    if logits.size < 1 << 20:
+        rows(0, len(targets))
+    else:
+        on_two_cores(rows, len(targets))
     if weights is not None:
         loss = float(np.sum(np.where(counted, per_position * weights, 0.0)))
     else:
         loss = per_position.mean() if counted.all() else per_position[counted].sum() / max(counted.sum(), 1)
-    e /= total
-    return float(loss), e
+    return float(loss), p
 
 
 def cross_entropy_backward(p: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

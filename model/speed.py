@@ -196,3 +196,56 @@ def on_two_cores(work, n: int, parts: int = 2) -> None:
     finally:
         for t in threads:
             t.join()
+
+
+def _openblas():
+    """NumPy's OpenBLAS (ctypes), found among the loaded libraries, or None."""
+    global _BLAS
+    if _BLAS is False:
+        import ctypes
+        import re
+        _BLAS = None
+        try:
+            maps = open("/proc/self/maps", encoding="utf-8").read()
+        except OSError:
+            return None
+        for path in dict.fromkeys(re.findall(r"(/\S*openblas\S*\.so\S*)", maps)):
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, "openblas_set_num_threads_local"):
+                _BLAS = lib
+                break
+    return _BLAS
+
+
+_BLAS = False
+
+
+def data_parallel(work, n: int, parts: int = 2) -> list:
+    """[work(a, b) for the row ranges [a, b) of 0..n], each range in its own thread whose matrix calls
+    use one BLAS thread (OpenBLAS's per-thread setting): the elementwise passes between the calls,
+    single-threaded in NumPy, then run on both cores too. Measured on a LoRA step of SmolLM2 (batch
+    4 x 256): 4.3 s as one batch on two BLAS threads, 3.2 s as two halves. Without OpenBLAS's
+    per-thread setting (or n < parts): work(0, n) alone."""
+    import threading
+    blas = _openblas()
+    if blas is None or n < parts:
+        return [work(0, n)]
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    results, errors = [None] * parts, []
+
+    def run(k: int) -> None:
+        previous = blas.openblas_set_num_threads_local(1)
+        try:
+            results[k] = work(int(bounds[k]), int(bounds[k + 1]))
+        except BaseException as e:                # raised again in the caller's thread
+            errors.append(e)
+        finally:
+            blas.openblas_set_num_threads_local(previous)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -219,13 +219,14 @@ def bench_lora(pairs: int, batch: int, context: int) -> None:
     ref_opt = torch.optim.AdamW([p for p in ref.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.0)
     tx, ty = torch.tensor(x), torch.tensor(y)
 
-    def ours():
-        lora.merge_into(w)
+    def ours():                                      # as model/train/loop.py steps with LoRA
         from model.train import loss_and_grads
-        loss, g = loss_and_grads(cfg, w, x, y)
-        g = lora.grads(g)
+        tap, g = lora.taps(cfg)
+        loss_and_grads(cfg, w, x, y, taps=tap)
         clip_grad_norm(g, 1.0)
+        before = lora.snapshot()
         opt.step(lora.params, g, 1e-4)
+        lora.move_weights(w, before)
 
     def theirs():
         ref_opt.zero_grad()

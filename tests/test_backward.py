@@ -167,24 +167,35 @@ def test_bad_batches_are_refused():
 
 
 def test_lora_adapter_gradients():
-    """W = W0 + s B A: dL/dA = s B^T dW and dL/dB = s dW A^T (model/train/lora.py), against finite
-    differences of the whole model's loss in A and B."""
+    """W = W0 + s B A: dL/dA = s (dy B)^T x and dL/dB = s dy^T (x A^T) from the taps (model/train/lora.py),
+    against finite differences of the whole model's loss in A and B; and W moved by an update equals
+    W0 + s B' A'."""
     from model.train.lora import LoRA
     cfg, w0 = tiny("gqa-tied")
     lora = LoRA.new(w0, 2, 3.0, ["q_proj", "down_proj"], np.random.default_rng(1))
     for n in lora.params:
         lora.params[n][...] = rng.standard_normal(lora.params[n].shape) * 0.3   # B away from zero
-    w = {n: a.copy() for n, a in w0.items()}
-    inputs, targets = np.array([[1, 2, 3, 2]]), np.array([[2, 3, 2, 5]])
+    inputs, targets = np.array([[1, 2, 3, 2], [4, 1, 1, 2]]), np.array([[2, 3, 2, 5], [-100, 1, 2, 3]])   # two
+    # rows: the halves of the batch run in two threads, the mean written as token weights
+
+    def merged():
+        w = {n: a.copy() for n, a in w0.items()}
+        lora.move_weights(w)                                # W0 + s B A
+        return w
 
     def loss():
-        lora.merge_into(w)
-        return forward_loss(cfg, w, inputs, targets, keep=False)[0]
-    loss()
-    grads = lora.grads(loss_and_grads(cfg, w, inputs, targets)[1])
+        return forward_loss(cfg, merged(), inputs, targets, keep=False)[0]
+    tap, grads = lora.taps(cfg)
+    assert loss_and_grads(cfg, merged(), inputs, targets, taps=tap)[1] == {}   # frozen: no dW formed
     assert set(grads) == set(lora.params) and len(grads) == 2 * 2 * cfg.num_hidden_layers
     for n, p in lora.params.items():
         close(grads[n], numeric_grad(loss, p), tol=1e-6)
+    w, before = merged(), lora.snapshot()
+    for n in lora.params:
+        lora.params[n] += rng.standard_normal(lora.params[n].shape) * 0.1
+    lora.move_weights(w, before)
+    for n, a in merged().items():
+        np.testing.assert_allclose(w[n], a, rtol=1e-12, atol=1e-12)
 
 
 def test_dpo_gradients():

@@ -107,9 +107,9 @@ class Split:
         newline = tok.encode("\n")
         return list(newline) if len(newline) == 1 and tok.decode(newline) == "\n" else [int(self.ids[0])]
 
-    def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
-        """The loss of a batch of windows and its gradients."""
-        return cross_entropy_step(cfg, weights, batch)
+    def step(self, cfg, weights: dict, batch, taps=None) -> tuple[float, dict]:
+        """The loss of a batch of windows and its gradients (with LoRA's taps: theirs alone)."""
+        return cross_entropy_step(cfg, weights, batch, taps)
 
     def evaluate(self, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:
         """Mean loss over this split's windows (`limit` of them, spread evenly)."""
@@ -139,11 +139,11 @@ def check_splits(train: Split, val: Split, T: int) -> None:
                                    "to evaluate one window of the context: use a longer corpus or a shorter context")
 
 
-def cross_entropy_step(cfg, weights: dict, batch) -> tuple[float, dict]:
+def cross_entropy_step(cfg, weights: dict, batch, taps=None) -> tuple[float, dict]:
     """A pretraining or instruction batch (inputs, targets): the mean cross-entropy and its gradients."""
     from .grads import loss_and_grads
     x, y = batch
-    return loss_and_grads(cfg, weights, x, y)
+    return loss_and_grads(cfg, weights, x, y, taps=taps)
 
 
 def cross_entropy_evaluation(split, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:

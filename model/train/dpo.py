@@ -84,14 +84,14 @@ class Pairs:
         picks = rng.integers(0, len(self.chosen), size=B)
         return (picks, *self.rows(picks, T))
 
-    def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
+    def step(self, cfg, weights: dict, batch, taps=None) -> tuple[float, dict]:
         """The DPO loss of a batch of pairs and dL/dW (the cross-entropy's, tokens weighted by their pair)."""
         picks, x, y = batch
         logs = self.measure(cfg, weights, picks, x, y)
         P = len(picks)
         coef = self.beta / (1 + np.exp(logs["z"])) / P                      # beta sigmoid(-z) / P, per pair
         weight = np.concatenate([coef, -coef])[:, None] * (y != IGNORE)      # [2P, T]
-        _, grads = loss_and_grads(cfg, weights, x, y, token_weights=weight)
+        _, grads = loss_and_grads(cfg, weights, x, y, token_weights=weight, taps=taps)
         return logs["loss"], grads
 
     def measure(self, cfg, weights: dict, picks, x, y) -> dict:

@@ -16,6 +16,7 @@ from ..llama import Layer, block, block_backward, final_norm
 from ..evaluation.perplexity import token_nll
 from ..loss import IGNORE, cross_entropy, cross_entropy_backward
 from ..rope import model_frequencies, rope_tables
+from ..speed import data_parallel
 
 
 def check_batch(cfg: LlamaConfig, inputs, targets) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +60,7 @@ def forward_loss(cfg: LlamaConfig, w: dict, inputs: np.ndarray, targets: np.ndar
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]               # [V, D]
     hf = rms_norm(x.reshape(B * T, -1), final_norm(cfg, w), cfg.rms_norm_eps)       # [N, D]
     weights = None if token_weights is None else np.asarray(token_weights, hf.dtype).reshape(-1)
-    loss, p = cross_entropy(linear(hf, head), targets.reshape(-1), weights)          # [N, V]
+    loss, p = cross_entropy(linear(hf, head), targets.reshape(-1), weights, inplace=True)   # [N, V]
     return loss, (x, hf, p, layers, saved, ropes)
 
 
@@ -87,26 +88,48 @@ def layer_grads(cfg: LlamaConfig, i: int, g: dict, grads: dict) -> None:
             grads[p + hf + ".weight"] = g[ours]
 
 
-def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets, token_weights=None) -> tuple[float, dict]:
+def loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets, token_weights=None,
+                   taps=None) -> tuple[float, dict]:
     """The mean cross-entropy of next-token prediction on [B, T] ids, and dL/dW for every weight.
-    With token_weights [B, T]: L = sum_t w_t nll_t (preference tuning's weighted sequences)."""
+    With token_weights [B, T]: L = sum_t w_t nll_t (preference tuning's weighted sequences).
+    With `taps(layer, part, dy, x)` (LoRA) every weight is frozen: no dL/dW at all (an empty dict), only
+    each projection's output gradient and input handed to taps (model/llama.py block_backward), which
+    add them up: the batch's halves then run on the two cores at once (model/speed.py data_parallel),
+    the mean written as weights, w_t = 1 / n_counted, so the halves' losses and gradients add."""
     inputs, targets = check_batch(cfg, inputs, targets)
+    if taps is not None and len(inputs) > 1:
+        if token_weights is None:
+            counted = targets != IGNORE
+            token_weights = counted / max(int(counted.sum()), 1)
+        halves = data_parallel(lambda a, b: batch_loss_and_grads(cfg, weights, inputs[a:b], targets[a:b],
+                                                                 token_weights[a:b], taps), len(inputs))
+        return sum(loss for loss, _ in halves), {}
+    return batch_loss_and_grads(cfg, weights, inputs, targets, token_weights, taps)
+
+
+def batch_loss_and_grads(cfg: LlamaConfig, weights: dict, inputs, targets, token_weights=None,
+                         taps=None) -> tuple[float, dict]:
+    """loss_and_grads on one batch in one pass (the batch checked)."""
     loss, (x, hf, p, layers, saved, ropes) = forward_loss(cfg, weights, inputs, targets,
                                                           token_weights=token_weights)
-    w, grads = weights, {}
+    w, grads, frozen = weights, {}, taps is not None
     embed = w["model.embed_tokens.weight"]
     head = embed if cfg.tie_word_embeddings else w["lm_head.weight"]
     tw = None if token_weights is None else np.asarray(token_weights, p.dtype).reshape(-1)
     dz = cross_entropy_backward(p, targets.reshape(-1), tw)                        # [N, V], written into p
-    dhf, dhead, _ = linear_backward(dz, hf, head)
+    dhf, dhead, _ = linear_backward(dz, hf, head, frozen=frozen)
     del p, dz                                                                       # the step's largest array
     dx, grads["model.norm.weight"] = rms_norm_backward(dhf, x.reshape(dhf.shape), final_norm(cfg, w),
                                                        cfg.rms_norm_eps)
     dx = dx.reshape(x.shape)                                                        # [B, T, D]
     for i in reversed(range(cfg.num_hidden_layers)):
-        dx, g = block_backward(cfg, layers[i], dx, saved[i], *ropes[i])
-        layer_grads(cfg, i, g, grads)
+        tap = None if not frozen else (lambda part, dy, xin, i=i: taps(i, part, dy, xin))
+        dx, g = block_backward(cfg, layers[i], dx, saved[i], *ropes[i], taps=tap)
+        if not frozen:
+            layer_grads(cfg, i, g, grads)
         saved[i] = None                                                             # free as we go
+    if frozen:
+        return loss, {}
     grads["model.embed_tokens.weight"] = embedding_backward(dx.reshape(-1, dx.shape[-1]), inputs.reshape(-1),
                                                             cfg.vocab_size, cfg.embed_scale)
     if cfg.tie_word_embeddings:

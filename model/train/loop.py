@@ -187,18 +187,21 @@ def train(run: TrainingRun, *, progress: TrainingProgress | None = None, evaluat
             lr = lr_at(run.step, **schedule(s))
             batch = run.train.batch(s.batch, s.context, run.rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):   # checked just below, by name
-                loss, grads = run.train.step(run.cfg, run.weights, batch)
-                if run.lora is not None:
-                    grads = run.lora.grads(grads)          # dA, dB from dW; W0 gets none
+                if run.lora is None:
+                    loss, grads = run.train.step(run.cfg, run.weights, batch)
+                else:                                      # the weights frozen: dA, dB from the taps alone
+                    tap, grads = run.lora.taps(run.cfg)
+                    loss, _ = run.train.step(run.cfg, run.weights, batch, taps=tap)
                 norm = clip_grad_norm(grads, s.clip)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"the loss became {loss}" if not math.isfinite(loss) else \
                     f"the gradient norm became {norm} (the gradients overflowed; the loss was {loss:.4f})"
                 raise Diverged(f"{what} at step {run.step + 1} (learning rate {lr:.3g}); "
                                f"{run.out} keeps the checkpoint of step {last_saved(run)}")
+            before = run.lora.snapshot() if run.lora is not None else None
             run.opt.step(run.trained, grads, lr)
             if run.lora is not None:
-                run.lora.merge_into(run.weights)           # W = W0 + s B A for the next step
+                run.lora.move_weights(run.weights, before)  # W += s (B' A' - B A): W0 + s B' A' for the next step
             run.step += 1
             now = time.perf_counter()
             run.extra["train_s"] = run.extra.get("train_s", 0.0) + now - t     # the steps alone, for benchmarks

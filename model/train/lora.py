@@ -2,13 +2,17 @@
 
     W = W0 + s B A,   s = alpha / r,   A: [r, in],  B: [out, r]   (B starts at zero, so W starts at W0)
 
-The block runs W as it is (the merged matrix); its backward gives dL/dW (linear_backward), and
-    dL/dA = s B^T dW          dL/dB = s dW A^T
-Only A and B have gradients kept and AdamW moments. The run writes the merged model as its HF folder
+The block runs W as it is (the merged matrix). Its backward, with the weights frozen, hands each
+projection's output gradient dy [N, out] and input x [N, in] to `taps` (model/llama.py block_backward);
+from dL/dW = dy^T x, without ever forming that [out, in] matrix:
+    dL/dA = s B^T dW = s (dy B)^T x          dL/dB = s dW A^T = s dy^T (x A^T)
+After each step W moves by s (B' A' - B A), so no copy of W0 is kept (float32 rounding of the sums stays
+near 1e-7 of W per step). Only A and B have gradients and AdamW moments. The run writes the merged model as its HF folder
 and DIR/adapter/ in PEFT's format (adapter_config.json, adapter_model.safetensors), which
 `peft.PeftModel.from_pretrained` loads onto the base model.
 """
 import json
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,11 +34,11 @@ def target_names(weights: dict, targets) -> list[str]:
 
 @dataclass
 class LoRA:
-    """The adapters of a run: A [r, in] and B [out, r] per target, and the frozen W0 they add to."""
+    """The adapters of a run: A [r, in] and B [out, r] per target (the weights W already hold W0 + s B A)."""
     r: int
     alpha: float
     targets: tuple
-    base: dict                                  # name -> W0 (frozen copies)
+    names: list                                 # the HF names of the adapted weights
     params: dict = field(default_factory=dict)  # name + ".lora_A" / ".lora_B" -> array (what AdamW updates)
 
     @classmethod
@@ -45,7 +49,7 @@ class LoRA:
         if not alpha > 0:
             raise OptionError("lora_alpha", f"{alpha}: must be positive")
         names = target_names(weights, targets)
-        lora = cls(r, float(alpha), tuple(targets), {n: weights[n].copy() for n in names})
+        lora = cls(r, float(alpha), tuple(targets), names)
         for n in names:
             out, inp = weights[n].shape
             bound = 1 / np.sqrt(inp)
@@ -57,23 +61,50 @@ class LoRA:
     def scale(self) -> float:
         return self.alpha / self.r
 
-    def merge_into(self, weights: dict) -> None:
-        """W = W0 + s B A for every target, written into the model's weights in place."""
-        s = self.scale
-        for n, w0 in self.base.items():
-            w = weights[n]
-            np.matmul(self.params[n + ".lora_B"], self.params[n + ".lora_A"], out=w)       # [out, in]
-            w *= w.dtype.type(s)
-            w += w0
+    def snapshot(self) -> dict:
+        """A copy of A and B (before an optimizer step: `move_weights` takes it)."""
+        return {k: a.copy() for k, a in self.params.items()}
 
-    def grads(self, full: dict) -> dict:
-        """dL/dA = s B^T dW, dL/dB = s dW A^T from the full gradients dW of the merged weights."""
-        s, out = self.scale, {}
-        for n in self.base:
-            dW, A, B = full[n], self.params[n + ".lora_A"], self.params[n + ".lora_B"]
-            out[n + ".lora_A"] = (B.T @ dW) * dW.dtype.type(s)                            # [r, in]
-            out[n + ".lora_B"] = (dW @ A.T) * dW.dtype.type(s)                            # [out, r]
-        return out
+    def move_weights(self, weights: dict, before: dict | None = None) -> None:
+        """W += s (B A - B_before A_before) for every target, in place (before None: W += s B A, the
+        adapters added to weights that do not hold them yet). One [out, 2r] x [2r, in] product each."""
+        s = self.scale
+        for n in self.names:
+            A, B, w = self.params[n + ".lora_A"], self.params[n + ".lora_B"], weights[n]
+            if before is not None:
+                B = np.concatenate([B, -before[n + ".lora_B"]], axis=1)             # [out, 2r]
+                A = np.concatenate([A, before[n + ".lora_A"]], axis=0)              # [2r, in]
+            delta = B @ A                                                            # [out, in]
+            delta *= w.dtype.type(s)
+            w += delta
+
+    def taps(self, cfg) -> tuple:
+        """(tap, grads): hand `tap` to loss_and_grads; it adds into `grads` dL/dA and dL/dB of every adapter.
+
+            dA = s (dy B)^T x   [r, in]      dB = s dy^T (x A^T)   [out, r]
+        dy [N, out] is the projection's slice of its fused part's output gradient (q|k|v, gate|up)."""
+        H, K, E, F = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.intermediate_size
+        rows = {"qkv": [("self_attn.q_proj", 0, H * E), ("self_attn.k_proj", H * E, (H + K) * E),
+                        ("self_attn.v_proj", (H + K) * E, (H + 2 * K) * E)],
+                "o_proj": [("self_attn.o_proj", None, None)], "down": [("mlp.down_proj", None, None)],
+                "gate_up": [("mlp.gate_proj", 0, F), ("mlp.up_proj", F, 2 * F)]}
+        adapted, grads, s, lock = set(self.names), {}, self.scale, threading.Lock()
+
+        def tap(layer: int, part: str, dy: np.ndarray, x: np.ndarray) -> None:
+            for stem, a, b in rows[part]:
+                n = f"model.layers.{layer}.{stem}.weight"
+                if n in adapted:
+                    d, A, B = dy[:, a:b], self.params[n + ".lora_A"], self.params[n + ".lora_B"]
+                    one = d.dtype.type(s)
+                    dA = (d @ B).T @ x * one                                          # [r, in]
+                    dB = d.T @ (x @ A.T) * one                                        # [out, r]
+                    with lock:                                   # a batch's parts may come from two threads
+                        for key, value in ((n + ".lora_A", dA), (n + ".lora_B", dB)):
+                            if key in grads:
+                                grads[key] += value
+                            else:
+                                grads[key] = value
+        return tap, grads
 
     def peft_files(self, folder, base_model: str) -> None:
         """DIR/adapter/: adapter_config.json and adapter_model.safetensors as PEFT writes them."""

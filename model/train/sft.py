@@ -159,9 +159,9 @@ class Examples:
         """The first example's prompt: a sample answers a held-out instruction."""
         return self.prompts[0]
 
-    def step(self, cfg, weights: dict, batch) -> tuple[float, dict]:
-        """The answers' mean cross-entropy over a batch and its gradients."""
-        return cross_entropy_step(cfg, weights, batch)
+    def step(self, cfg, weights: dict, batch, taps=None) -> tuple[float, dict]:
+        """The answers' mean cross-entropy over a batch and its gradients (with LoRA's taps: theirs alone)."""
+        return cross_entropy_step(cfg, weights, batch, taps)
 
     def evaluate(self, cfg, weights: dict, T: int, B: int, limit: int | None) -> dict:
         """Mean loss over the answers' tokens of the examples (the first `limit`)."""
