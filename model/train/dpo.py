@@ -20,7 +20,7 @@ import numpy as np
 from ..loss import IGNORE
 from .data import DataError
 from .grads import loss_and_grads, sequence_logprobs
-from .sft import MAX_BYTES, conversation, encode
+from .sft import MAX_BYTES, conversation, encode, fit_and_split
 
 
 def read_pairs(path) -> list[tuple[list[dict], str, str]]:
@@ -124,28 +124,21 @@ def pairs(chat, tok, cfg, weights: dict, rows, context: int, val_fraction: float
     """Train and held-out pairs, the reference's log-probabilities computed once with `weights` (the start)."""
     if not beta > 0:
         raise DataError("beta", f"{beta}: must be positive")
-    encoded, skipped = [], 0
-    for prompt, chosen, rejected in rows:
-        w = encode(chat, tok, prompt + [{"role": "assistant", "content": chosen}])
-        l = encode(chat, tok, prompt + [{"role": "assistant", "content": rejected}])   # noqa: E741
-        if max(len(w[0]), len(l[0])) > context:
-            skipped += 1
-            continue
-        encoded.append((w, l, chat.encode(tok, prompt, add_generation_prompt=True)))
-    if skipped:
-        notice(f"note: skipped {skipped} of {len(rows)} pairs longer than the context of {context} tokens")
-    if len(encoded) < 2:
-        raise DataError("dpo", f"{len(encoded)} pairs fit the context of {context}: need at least 2 (train, held out)")
-    order = np.random.default_rng([seed, 3]).permutation(len(encoded))
-    held = max(1, int(round(len(encoded) * val_fraction)))
+    def encode_one(row):
+        prompt, chosen, rejected = row
+        return (encode(chat, tok, prompt + [{"role": "assistant", "content": chosen}]),
+                encode(chat, tok, prompt + [{"role": "assistant", "content": rejected}]),
+                chat.encode(tok, prompt, add_generation_prompt=True))
+    train, held = fit_and_split(rows, encode_one, lambda e: max(len(e[0][0]), len(e[1][0])), context, val_fraction,
+                                seed, "pairs", "dpo", notice)
     pad = tok.eos_id if tok.eos_id >= 0 else 0
 
-    def part(ks):
-        p = Pairs([encoded[k][0] for k in ks], [encoded[k][1] for k in ks], np.zeros((len(ks), 2)), beta, pad,
-                  [encoded[k][2] for k in ks])
-        for a in range(0, len(ks), batch):                                   # the reference, once
-            picks = np.arange(a, min(len(ks), a + batch))
+    def part(encoded):
+        p = Pairs([e[0] for e in encoded], [e[1] for e in encoded], np.zeros((len(encoded), 2)), beta, pad,
+                  [e[2] for e in encoded])
+        for a in range(0, len(encoded), batch):                              # the reference, once
+            picks = np.arange(a, min(len(encoded), a + batch))
             lp = sequence_logprobs(cfg, weights, *p.rows(picks, context))
             p.ref[picks, 0], p.ref[picks, 1] = lp[:len(picks)], lp[len(picks):]
         return p
-    return part(order[held:]), part(order[:held])
+    return part(train), part(held)

@@ -168,23 +168,35 @@ class Examples:
         return cross_entropy_evaluation(self, cfg, weights, T, B, limit)
 
 
+def fit_and_split(items: list, encode_item, length, context: int, val_fraction: float, seed: int, what: str,
+                  option: str, notice=print) -> tuple[list, list]:
+    """Encode each item, skip those longer than the context (counted aloud), shuffle by the seed and hold
+    out `val_fraction`: (train, held out) encoded items. Instruction examples and preference pairs alike."""
+    rows, skipped = [], 0
+    for item in items:
+        row = encode_item(item)
+        if length(row) > context:
+            skipped += 1
+            continue
+        rows.append(row)
+    if skipped:
+        notice(f"note: skipped {skipped} of {len(items)} {what} longer than the context of {context} tokens")
+    if len(rows) < 2:
+        raise DataError(option, f"{len(rows)} {what} fit the context of {context}: need at least 2 (train, held out)")
+    order = np.random.default_rng([seed, 3]).permutation(len(rows))
+    held = max(1, int(round(len(rows) * val_fraction)))
+    return [rows[k] for k in order[held:]], [rows[k] for k in order[:held]]
+
+
 def examples(chat: ChatFormat, tok, conversations: list[list[dict]], context: int, val_fraction: float,
              seed: int, notice=print) -> tuple[Examples, Examples]:
     """Train and held-out examples; those longer than the context are skipped, and counted aloud."""
-    rows, skipped = [], 0
-    for messages in conversations:
+    def encode_one(messages):
         ids, targets = encode(chat, tok, messages)
-        if len(ids) > context:
-            skipped += 1
-            continue
         first = next(k for k, m in enumerate(messages) if m["role"] == "assistant")
-        rows.append((ids, targets, chat.encode(tok, messages[:first], add_generation_prompt=True)))
-    if skipped:
-        notice(f"note: skipped {skipped} of {len(conversations)} examples longer than the context of {context} tokens")
-    if len(rows) < 2:
-        raise DataError("sft", f"{len(rows)} examples fit the context of {context}: need at least 2 (train, held out)")
-    order = np.random.default_rng([seed, 3]).permutation(len(rows))
-    held = max(1, int(round(len(rows) * val_fraction)))
+        return ids, targets, chat.encode(tok, messages[:first], add_generation_prompt=True)
+    train, held = fit_and_split(conversations, encode_one, lambda row: len(row[0]), context, val_fraction, seed,
+                                "examples", "sft", notice)
     pad = tok.eos_id if tok.eos_id >= 0 else 0
-    part = lambda ks: Examples(*[[rows[k][j] for k in ks] for j in range(3)], pad=pad)   # noqa: E731
-    return part(order[held:]), part(order[:held])
+    part = lambda rows: Examples(*[[row[j] for row in rows] for j in range(3)], pad=pad)   # noqa: E731
+    return part(train), part(held)
