@@ -120,3 +120,59 @@ def test_readme_assistant_commands_run(tmp_path):
     assert (tmp_path / "runs" / "dpo" / "adapter" / "adapter_model.safetensors").is_file()
     log = [json.loads(l) for l in (tmp_path / "runs" / "dpo" / "log.jsonl").read_text().splitlines()]
     assert "val_accuracy" in log[-1] and "val_margin" in log[-1]
+
+
+class StopAt:
+    """A progress display that presses Ctrl-C (SIGINT to this process) once the run reaches `step`."""
+
+    def __init__(self, step):
+        self.at = step
+
+    def step(self, step, *args):
+        if step == self.at:
+            import signal
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def say(self, text):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["sft-lora", "dpo"])
+def test_lora_and_dpo_runs_resume_bit_for_bit(tmp_path, kind):
+    """A LoRA run and a DPO run stopped by Ctrl-C at step 3 and resumed end where an unbroken run ends:
+    the adapters, the merged weights and the optimizer's moments bit for bit (DPO: the saved reference)."""
+    import numpy as np
+    from model.train.recipe import TrainSettings
+    from testkit.checkpoints import write_checkpoint
+    from model.train.loop import Interrupted, train
+    from model.train.runs import new_run, resume
+    from model.weights import load_tensors
+    base = write_checkpoint(tmp_path / "base", "gqa", dtype="F32", tokenizer=fixture_path("llama2-tokenizer.model"))
+    data = tmp_path / "data.json"
+    rows = [{"instruction": f"Name {k} colours.", "input": "" if k % 2 else "red", "output": f"Red and {k} more.",
+             "chosen": f"Happily: red and {k}.", "rejected": "No."} for k in range(12)]
+    data.write_text(json.dumps(rows))
+    settings = TrainSettings(steps=6, batch=2, context=64, lr=1e-2, min_lr=1e-3, warmup=1, eval_every=100,
+                             eval_windows=2)
+    options = dict(sft=str(data), lora=4) if kind == "sft-lora" else dict(dpo=str(data), beta=0.5)
+    outs = {}
+    for name in ("whole", "cut"):
+        run = new_run(None, tmp_path / name, settings, init=str(base), notice=lambda *a: None, **options)
+        if name == "cut":
+            with pytest.raises(Interrupted):
+                train(run, progress=StopAt(3))
+            assert json.loads((tmp_path / name / "trainer_state.json").read_text())["step"] == 3
+            run = resume(tmp_path / name, {}, notice=lambda *a: None)
+            assert run.step == 3 and (run.lora is not None) == (kind == "sft-lora")
+        train(run, progress=StopAt(-1))
+        outs[name] = tmp_path / name
+    files = ["model.safetensors", "optimizer.safetensors"] + (["adapter/adapter_model.safetensors"]
+                                                            if kind == "sft-lora" else [])
+    for f in files:
+        a, b = load_tensors(outs["whole"] / f), load_tensors(outs["cut"] / f)
+        assert a.keys() == b.keys()
+        for n in a:
+            np.testing.assert_array_equal(a[n], b[n], err_msg=f"{f}: {n}")
+    moved = load_tensors(outs["whole"] / "model.safetensors")
+    start = load_tensors(base / "model.safetensors")
+    assert any(not np.array_equal(moved[n], start[n]) for n in start)      # the run did train

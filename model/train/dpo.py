@@ -120,8 +120,9 @@ class Pairs:
 
 
 def pairs(chat, tok, cfg, weights: dict, rows, context: int, val_fraction: float, beta: float, seed: int,
-          batch: int = 8, notice=print) -> tuple[Pairs, Pairs]:
-    """Train and held-out pairs, the reference's log-probabilities computed once with `weights` (the start)."""
+          batch: int = 8, notice=print, reference: tuple | None = None) -> tuple[Pairs, Pairs]:
+    """Train and held-out pairs, the reference's log-probabilities computed once with `weights` (the start),
+    or given (`reference`: train's and held-out's [P, 2], as a resumed run saved them)."""
     if not beta > 0:
         raise DataError("beta", f"{beta}: must be positive")
     def encode_one(row):
@@ -133,12 +134,18 @@ def pairs(chat, tok, cfg, weights: dict, rows, context: int, val_fraction: float
                                 seed, "pairs", "dpo", notice)
     pad = tok.eos_id if tok.eos_id >= 0 else 0
 
-    def part(encoded):
+    def part(encoded, saved=None):
         p = Pairs([e[0] for e in encoded], [e[1] for e in encoded], np.zeros((len(encoded), 2)), beta, pad,
                   [e[2] for e in encoded])
+        if saved is not None:
+            if np.shape(saved) != p.ref.shape:
+                raise DataError("dpo", f"the saved reference has {len(saved)} pairs, the data {len(encoded)}")
+            p.ref[...] = saved
+            return p
         for a in range(0, len(encoded), batch):                              # the reference, once
             picks = np.arange(a, min(len(encoded), a + batch))
             lp = sequence_logprobs(cfg, weights, *p.rows(picks, context))
             p.ref[picks, 0], p.ref[picks, 1] = lp[:len(picks)], lp[len(picks):]
         return p
-    return part(train), part(held)
+    saved = reference or (None, None)
+    return part(train, saved[0]), part(held, saved[1])

@@ -14,6 +14,7 @@ and DIR/adapter/ in PEFT's format (adapter_config.json, adapter_model.safetensor
 import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -55,6 +56,22 @@ class LoRA:
             bound = 1 / np.sqrt(inp)
             lora.params[n + ".lora_A"] = rng.uniform(-bound, bound, (r, inp)).astype(weights[n].dtype)
             lora.params[n + ".lora_B"] = np.zeros((out, r), weights[n].dtype)
+        return lora
+
+    @classmethod
+    def load(cls, folder, weights: dict, r: int, alpha: float, targets) -> "LoRA":
+        """The adapters a run saved in folder/adapter_model.safetensors (PEFT's names), for --resume."""
+        from files.safetensors import load_tensors
+        lora = cls(r, float(alpha), tuple(targets), target_names(weights, targets))
+        saved = load_tensors(Path(folder) / "adapter_model.safetensors")
+        for n in lora.names:
+            stem = "base_model.model." + n[:-len(".weight")]
+            for kind, shape in (("A", (r, weights[n].shape[1])), ("B", (weights[n].shape[0], r))):
+                a = saved.get(f"{stem}.lora_{kind}.weight")
+                if a is None or a.shape != shape:
+                    raise OptionError("resume", f"{folder}: adapter_model.safetensors has no {shape} lora_{kind} "
+                                      f"for {n}")
+                lora.params[f"{n}.lora_{kind}"] = a.astype(weights[n].dtype)
         return lora
 
     @property

@@ -123,6 +123,7 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
         else:                                    # the reference: the start, before any step (LoRA: B = 0)
             train, val = pairs(tuned, tok, cfg, weights, preferences, settings.context, val_fraction, beta,
                                settings.seed, settings.batch, notice)
+            extra["dpo_reference"] = {"train": train.ref.tolist(), "val": val.ref.tolist()}   # for --resume
     if max(int(train.ids.max()), int(val.ids.max())) >= cfg.vocab_size:
         raise RunError(None, f"the tokenizer gives ids up to {max(train.ids.max(), val.ids.max())} but the model has "
                        f"{cfg.vocab_size} embeddings")
@@ -185,8 +186,6 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
         saved = TrainSettings(**{f.name: state["settings"][f.name] for f in fields(TrainSettings)})
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RunError("resume", f"{out}: no complete checkpoint there ({getattr(e, 'strerror', None) or e})") from None
-    if "lora" in state or "dpo" in state:
-        raise RunError("resume", f"{out}: a {'LoRA' if 'lora' in state else 'DPO'} run cannot be resumed yet")
     for name in SHAPE:
         if given.get(name) is not None and given[name] != getattr(saved, name):
             raise RunError(name, f"{given[name]} differs from the saved model's {getattr(saved, name)} in {out} "
@@ -202,11 +201,16 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
     if step > settings.steps:
         raise RunError("resume", f"{out}: the checkpoint is at step {step}, past the {settings.steps} steps asked for")
     cfg = LlamaConfig.load(out / "config.json")
-    weights = load_checkpoint(out, cfg)
+    weights = load_checkpoint(out, cfg)                  # with LoRA: merged, W0 + s B A
+    adapters = None
+    if "lora" in state:
+        spec = state["lora"]
+        adapters = LoRA.load(out / "adapter", weights, int(spec["r"]), float(spec["alpha"]), spec["targets"])
     moments = load_tensors(out / "optimizer.safetensors")
-    opt = AdamW(weights, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
+    trained = adapters.params if adapters is not None else weights
+    opt = AdamW(trained, betas=(settings.beta1, settings.beta2), weight_decay=settings.weight_decay)
     try:
-        for n in weights:
+        for n in trained:
             opt.m[n][...], opt.v[n][...] = moments[f"m.{n}"], moments[f"v.{n}"]
     except (KeyError, ValueError) as e:
         raise RunError("resume", f"{out}: optimizer.safetensors does not match the model ({e})") from None
@@ -215,11 +219,20 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
     tok = load_tokenizer(out / tok_name)
     tok_files = {p.name: p.read_bytes() for p in out.iterdir()
                  if p.name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "chat_template.jinja")}
-    if "sft" in state:                            # instruction tuning: the same examples, the same split
+    if "sft" in state or "dpo" in state:          # tuning: the same examples or pairs, the same split
         from ..formats.loader import load
-        corpus = corpus or state["sft"]
-        train, val = examples(chat_for_tuning(load(str(out)).chat, tok), tok, read_conversations(corpus),
-                              settings.context, float(state.get("val_fraction", 0.1)), settings.seed, notice)
+        chat = chat_for_tuning(load(str(out)).chat, tok)
+        fraction = float(state.get("val_fraction", 0.1))
+        if "sft" in state:
+            corpus = corpus or state["sft"]
+            train, val = examples(chat, tok, read_conversations(corpus), settings.context, fraction, settings.seed,
+                                  notice)
+        else:                                     # the reference's log-probabilities as the run saved them
+            corpus = corpus or state["dpo"]
+            saved = state.get("dpo_reference") or {}
+            train, val = pairs(chat, tok, cfg, weights, read_pairs(corpus), settings.context, fraction,
+                               float(state["beta"]), settings.seed, settings.batch, notice,
+                               reference=(saved.get("train"), saved.get("val")))
     else:
         corpus = corpus or state.get("corpus")
         train_text, val_text = split_text(read_corpus(corpus))
@@ -228,10 +241,11 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
         raise RunError("resume", f"{out}: {corpus} is not the corpus this run trained on")
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
-    extra = {k: state[k] for k in ("corpus", "sft", "val_fraction", "init", "train_ids", "val_ids", "train_s")
-             if k in state}
-    extra["corpus"] = str(Path(corpus).resolve())
-    return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra)
+    extra = {k: state[k] for k in ("corpus", "sft", "dpo", "beta", "dpo_reference", "lora", "val_fraction", "init",
+                                   "train_ids", "val_ids", "train_s") if k in state}
+    extra[next(k for k in ("sft", "dpo", "corpus") if k in state or k == "corpus")] = str(Path(corpus).resolve())
+    return TrainingRun(settings, cfg, weights, opt, tok, tok_files, train, val, out, rng, step=step, extra=extra,
+                       lora=adapters)
 
 
 __all__ = ["DataError", "RunError", "SettingsError", "new_run", "resume"]
