@@ -86,3 +86,68 @@ def test_adapter_gradients_equal_autograd_through_peft(base, dtype, tol):
             ours = grads[f"{stem}.weight.lora_{kind.split('.')[0]}"]
             ref = p.grad.numpy()
             assert np.abs(ours - ref).max() <= tol * np.abs(ref).max(), n
+
+
+def torch_dpo_loss(model, x, y, ref, beta):
+    """DPO as the paper writes it, in PyTorch: -log sigmoid(beta ((lw - rw) - (ll - rl))), mean over pairs."""
+    logits = model(torch.tensor(x)).logits
+    logp = torch.log_softmax(logits, dim=-1)
+    t = torch.tensor(y)
+    counted = t != -100
+    picked = torch.gather(logp, -1, torch.where(counted, t, 0)[..., None])[..., 0]
+    lp = (picked * counted).sum(dim=-1)                                    # [2P]
+    P = len(ref)
+    z = beta * ((lp[:P] - torch.tensor(ref[:, 0])) - (lp[P:] - torch.tensor(ref[:, 1])))
+    return -torch.nn.functional.logsigmoid(z).mean()
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_dpo_gradients_equal_autograd(base, lora):
+    """DPO's loss and gradient (model/train/dpo.py), full and through LoRA's taps, against PyTorch autograd
+    of the DPO loss on the same padded rows (float64, 1e-6)."""
+    from model.config import LlamaConfig
+    from model.train.dpo import Pairs
+    from model.train.lora import LoRA
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float64)
+    IGN, beta = -100, 0.3
+    chosen = [([1, 50, 60, 70, 80], [IGN, IGN, 70, 80, 2]), ([5, 6, 7], [IGN, 7, 2])]
+    rejected = [([1, 50, 60, 90], [IGN, IGN, 90, 2]), ([5, 6, 9, 9, 9, 9], [IGN, 9, 9, 9, 9, 2])]
+    ref = np.array([[-20.0, -18.5], [-30.0, -33.0]])
+    pairs = Pairs(chosen, rejected, ref, beta=beta, pad=0)
+    picks = np.arange(2)
+    x, y = pairs.rows(picks, 16)
+    cfg = LlamaConfig.load(base / "config.json")
+    if lora:
+        tuned = peft.get_peft_model(model, peft.LoraConfig(r=2, lora_alpha=5, target_modules=["q_proj", "up_proj"],
+                                                           lora_dropout=0.0))
+        rng = np.random.default_rng(7)
+        with torch.no_grad():
+            for n, p in tuned.named_parameters():
+                if "lora_" in n:
+                    p.copy_(torch.tensor(rng.standard_normal(p.shape) * 0.05))
+        loss = torch_dpo_loss(tuned, x, y, ref, beta)
+        loss.backward()
+        w0 = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p.detach().numpy().copy()
+              for n, p in tuned.named_parameters() if "lora_" not in n}
+        adapters = LoRA.new(w0, 2, 5.0, ["q_proj", "up_proj"], np.random.default_rng(0))
+        expected = {}
+        for n, p in tuned.named_parameters():
+            if "lora_" in n:
+                stem, kind = n.removeprefix("base_model.model.").split(".lora_")
+                key = f"{stem}.weight.lora_{kind.split('.')[0]}"
+                adapters.params[key][...] = p.detach().numpy()
+                expected[key] = p.grad.numpy()
+        weights = {n: a.copy() for n, a in w0.items()}
+        adapters.move_weights(weights)
+        tap, grads = adapters.taps(cfg)
+        ours_loss, _ = pairs.step(cfg, weights, (picks, x, y), taps=tap)
+    else:
+        loss = torch_dpo_loss(model, x, y, ref, beta)
+        loss.backward()
+        weights = {n: p.detach().numpy().copy() for n, p in model.named_parameters()}
+        expected = {n: p.grad.numpy() for n, p in model.named_parameters()}
+        ours_loss, grads = pairs.step(cfg, weights, (picks, x, y))
+    assert abs(ours_loss - float(loss.detach())) <= 1e-6 * abs(float(loss.detach()))   # rotary in float32, as HF
+    assert set(grads) == set(expected)
+    for n, ref_grad in expected.items():
+        assert np.abs(grads[n] - ref_grad).max() <= 1e-6 * max(np.abs(ref_grad).max(), 1e-12), n
