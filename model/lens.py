@@ -78,3 +78,17 @@ def attention_rows(model, tr: SequenceTrace, query: int) -> np.ndarray:
     model.new_cache(query + 1)
     model.forward(tr.ids[:query + 1], trace=trace)
     return np.stack(trace["attention"])                                            # [L, H, query + 1]
+
+
+def attention_matrix(model, tr: SequenceTrace, layer: int) -> np.ndarray:
+    """One layer's attention of every position over every earlier one      -> [H, T, T]
+
+    The model's own block run on that layer's input (the residual stream before it) with no cache:
+    the same probs the forward made (causal mask, and the sliding window of the layer when it has one).
+    """
+    from .llama import block
+    x = tr.resid[2 * layer]                                                        # [T, D]
+    cos, sin = model.rotary(0, len(x), layer)                                      # [T, E]
+    keep: dict = {}
+    block(model.cfg, model.layers[layer], x, cos, sin, keep=keep)
+    return keep["probs"]                                                           # [H, T, T]

@@ -11,7 +11,7 @@ import numpy as np
 
 from bpe.trace import describe_tokens
 from .generate import Stats, check_prompt, generate
-from .lens import attention_rows, contributions, logit_lens, trace_sequence
+from .lens import attention_matrix, attention_rows, contributions, logit_lens, trace_sequence
 from .sampling import check_sampling, explain
 from .session import stop_ids
 
@@ -70,11 +70,66 @@ class Analysis:
         """[L][H][query + 1] attention weights from one position, rounded for the wire."""
         return np.round(attention_rows(self.loaded.model, self.trace, query), 4).tolist()
 
+    def attention_layer(self, layer: int) -> list:
+        """[H][T][T] one layer's attention of every position (rounded for the wire): the page's heatmaps."""
+        return np.round(attention_matrix(self.loaded.model, self.trace, layer), 4).tolist()
+
     def lens(self, position: int, k: int = 5) -> list:
         """Per layer the top-k tokens of the logit lens at a position, with pieces."""
         tok = self.loaded.tokenizer
         return [[{"id": i, "p": p, "token": describe_tokens(tok, [i])[0]} for i, p in layer]
                 for layer in logit_lens(self.loaded.model, self.trace, position, k)]
+
+
+def architecture(cfg) -> dict:
+    """The model drawn as the page's block diagram: its parts in the order a token meets them, each with
+    its shape for this model, the function (file and name) that computes it and the panel that shows it.
+    Optional parts appear only when the config has them (Qwen3's and Gemma 3's q/k norms, Gemma 3's
+    norms after attention and after the MLP, sliding windows, the embedding's scale)."""
+    D, H, K, E, F, V = (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
+                        cfg.intermediate_size, cfg.vocab_size)
+    norm = "(1 + w)" if cfg.model_type.startswith("gemma") else "w"    # Gemma's GGUF stores 1 + w itself
+    act = "GeGLU: gelu(x W_gate^T) * (x W_up^T), then W_down" if cfg.mlp_act != "silu" else         "SwiGLU: silu(x W_gate^T) * (x W_up^T), then W_down"
+    windows = sorted({w for w in (cfg.window(i) for i in range(cfg.num_hidden_layers)) if w})
+    sliding = sum(1 for i in range(cfg.num_hidden_layers) if cfg.window(i))
+    part = lambda name, shape, function, panel, note="": {"name": name, "shape": shape, "function": function,  # noqa: E731
+                                                          "panel": panel, "note": note}
+    embed_note = f"times sqrt(D) = {cfg.embed_scale:.2f}" if cfg.embed_scale else ""
+    block = [part("RMSNorm", f"[T, {D}] -> [T, {D}]", "model/layers.py rms_norm", "lens",
+                  f"x / rms(x) * {norm} (input_layernorm)")]
+    block.append(part("attention", f"q [{H}, T, {E}], k v [{K}, T, {E}]",
+                      "model/llama.py block, model/attention.py attention_probs", "attention",
+                      f"{H} query heads share {K} key/value heads" + (f"; {sliding} of {cfg.num_hidden_layers} "
+                      f"layers see only the last {', '.join(map(str, windows))} tokens" if windows else "")))
+    if cfg.qk_norm:
+        block.insert(1, part("q/k RMSNorm", f"per head, over {E}", "model/layers.py rms_norm", "attention",
+                             "each head's q and k normalized before the rotation"))
+    block.insert(len(block) - 1, part("RoPE", f"q, k [.., T, {E}]", "model/rope.py apply_rope", "attention",
+                                      "positions as rotations of q and k"))
+    if cfg.sandwich_norms:
+        block.append(part("RMSNorm", f"[T, {D}]", "model/layers.py rms_norm", "lens",
+                          "on the attention's output, before the residual (post_attention_layernorm)"))
+    block.append(part("+ residual", f"[T, {D}]", "model/llama.py block", "lens", "x2 = x + attention"))
+    block.append(part("RMSNorm", f"[T, {D}]", "model/layers.py rms_norm", "lens",
+                      "pre_feedforward_layernorm" if cfg.sandwich_norms else "post_attention_layernorm"))
+    block.append(part("MLP", f"[T, {D}] -> [T, {F}] -> [T, {D}]",
+                      f"model/layers.py {'swiglu' if cfg.mlp_act == 'silu' else 'geglu'}", "lens", act))
+    if cfg.sandwich_norms:
+        block.append(part("RMSNorm", f"[T, {D}]", "model/layers.py rms_norm", "lens",
+                          "on the MLP's output, before the residual (post_feedforward_layernorm)"))
+    block.append(part("+ residual", f"[T, {D}]", "model/llama.py block", "lens", "y = x2 + MLP"))
+    return {
+        "type": cfg.model_type, "layers": cfg.num_hidden_layers,
+        "windows": [cfg.window(i) for i in range(cfg.num_hidden_layers)],      # per layer: sliding window or None
+        "before": [part("tokens", "[T]", "bpe: tok.encode", "tokens", "ids"),
+                   part("embedding", f"[{V}, {D}] -> [T, {D}]", "model/layers.py embedding", "lens", embed_note)],
+        "block": block,
+        "after": [part("final RMSNorm", f"[T, {D}]", "model/layers.py rms_norm", "lens", "model.norm"),
+                  part("LM head", f"[T, {D}] -> [T, {V}]", "model/layers.py linear", "timeline",
+                       "tied to the embedding" if cfg.tie_word_embeddings else "its own matrix"),
+                  part("sampling", "[V] -> id", "model/sampling.py sample", "timeline",
+                       "temperature, top-k, top-p")],
+    }
 
 
 def shapes(cfg) -> dict:

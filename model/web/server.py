@@ -7,7 +7,10 @@ the library. `create_app` builds it (Starlette); `serve` runs it on 127.0.0.1 wi
   POST /api/tokens            {text, chat, system}: the prompt's tokens (fast: the first panel)
   POST /api/analyze           {text, chat, system, max_new_tokens, temperature, top_k, top_p, seed}
   GET  /api/attention         ?id=&query=   every layer's and head's attention row from one position
+  GET  /api/attention_layer   ?id=&layer=   one layer's attention, every query over every key [H, T, T]
   GET  /api/lens              ?id=&position=   the logit lens there
+  POST /api/choice            {context, endings}: each ending's per-token log-probabilities (evaluation)
+  GET  /api/eval_item         ?index=   item k of the HellaSwag file given to serve.py --hellaswag
   POST /api/merges            {text, tokenizer}: the merges replayed
   POST /api/compare           {text}: the same text through every tokenizer
   GET  /api/training          log.jsonl of a folder the trainer wrote
@@ -24,7 +27,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from bpe.trace import boundaries, describe_tokens, merge_trace
-from ..page_data import MAX_ANALYSED, Request, analyze, shapes
+from ..page_data import MAX_ANALYSED, Request, analyze, architecture, shapes
 from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_body
 
 STATIC = (Path(__file__).parent / "static").resolve()
@@ -38,12 +41,13 @@ class State:
     """What the routes share: the loaded model, the other tokenizers, the analyses kept."""
 
     def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None, body_seconds: float,
-                 model_id: str | None = None):
+                 model_id: str | None = None, eval_items: list | None = None):
         self.loaded, self.folder, self.api_key, self.body_seconds = loaded, folder, api_key, body_seconds
         self.model_id = model_id   # what /v1/models calls the model (`smollm2`), else its file's name
         self.tokenizers = [("model", loaded.tokenizer)] + list(tokenizers)
         self.analyses: OrderedDict = OrderedDict()
         self.queue = ModelQueue()
+        self.eval_items = eval_items or []   # HellaSwag items the evaluation panel steps through (serve.py --hellaswag)
 
 
 def route(fn):
@@ -121,9 +125,10 @@ def kept(request, s: State):
 
 
 async def detail(request, s: State, param: str, compute, made_by: str):
-    """One detail of a kept analysis at a position given by `param`, computed on the model's thread."""
+    """One detail of a kept analysis at a position (or layer) given by `param`, computed on the model's thread."""
     a = kept(request, s)
-    position = query_int(request, param, 0, len(a.trace.ids) - 1)
+    last = s.loaded.model.cfg.num_hidden_layers - 1 if param == "layer" else len(a.trace.ids) - 1
+    position = query_int(request, param, 0, last)
     async with s.queue.turn():
         value = await s.queue.run(compute, a, position)
     return {param: position, "value": value, "made_by": made_by}
@@ -137,10 +142,55 @@ async def attention_route(request, s: State):
 
 
 @route
+async def attention_layer_route(request, s: State):
+    d = await detail(request, s, "layer", lambda a, l: a.attention_layer(l),
+                     "model/lens.py attention_matrix (the block's attention_probs) -> [H, T, T]")
+    return JSONResponse({"layer": d["layer"], "probs": d["value"], "made_by": d["made_by"]})
+
+
+@route
 async def lens_route(request, s: State):
     d = await detail(request, s, "position", lambda a, p: a.lens(p),
                      "model/lens.py logit_lens: rms_norm(x_l) @ W_head^T -> [L+1, V], top 5")
     return JSONResponse({"position": d["position"], "layers": d["value"], "made_by": d["made_by"]})
+
+
+@route
+async def choice_route(request, s: State):
+    """One multiple-choice item scored as evaluate.py scores it: per ending, its tokens' log-probabilities."""
+    from ..evaluation.choices import score_item
+    from ..evaluation.datasets import Item
+    data = await read_body(request)
+    context = field(data, "context", str, required=True)
+    endings = data.get("endings")
+    if not isinstance(endings, list) or not 2 <= len(endings) <= 8 or not all(isinstance(e, str) and e.strip()
+                                                                          for e in endings):
+        raise HttpError(400, "'endings' must be a list of 2 to 8 non-empty strings")
+    if not context.strip() or len(context) + sum(map(len, endings)) > MAX_TEXT:
+        raise HttpError(400, f"'context' must be non-empty text, the item at most {MAX_TEXT} characters")
+    label = field(data, "label", int, -1, low=-1, high=len(endings) - 1)
+    tok = s.loaded.tokenizer
+    async with s.queue.turn():
+        try:
+            scored = await s.queue.run(score_item, s.loaded.model, tok, Item(context, tuple(endings), label), 0)
+        except ValueError as e:
+            raise HttpError(400, str(e).removeprefix("item 0: ")) from None
+    return JSONResponse({"label": label, "pred": scored.pred, "pred_norm": scored.pred_norm,
+                         "logprob_sum": scored.logprob_sum, "logprob_mean": scored.logprob_mean,
+                         "endings": [{"tokens": describe_tokens(tok, ids), "logprobs": lps}
+                                     for ids, lps in zip(scored.tokens, scored.token_logprobs)],
+                         "made_by": "model/evaluation/choices.py score_item (the endings in one packed forward)"})
+
+
+@route
+async def eval_item_route(request, s: State):
+    if not s.eval_items:
+        raise HttpError(404, "no items: start serve.py with --hellaswag FILE")
+    k = query_int(request, "index", 0, len(s.eval_items) - 1)
+    item = s.eval_items[k]
+    return JSONResponse({"index": k, "count": len(s.eval_items), "context": item.context,
+                         "endings": list(item.choices), "label": item.label,
+                         "made_by": "model/evaluation/datasets.py read_hellaswag"})
 
 
 @route
@@ -174,9 +224,23 @@ async def compare_route(request, s: State):
 async def info(request, s: State):
     loaded = s.loaded
     return JSONResponse({"model": loaded.source, "shapes": shapes(loaded.model.cfg),
+                         "architecture": architecture(loaded.model.cfg),
                          "context": loaded.model.cfg.max_position_embeddings,
                          "tokenizers": [name for name, _ in s.tokenizers], "max_analysed": MAX_ANALYSED,
+                         "eval_items": len(s.eval_items), "tuned_from": tuned_from(s.folder),
                          "training": s.folder is not None and (s.folder / "log.jsonl").is_file()})
+
+
+def tuned_from(folder: Path | None) -> dict | None:
+    """For a folder the trainer tuned (--sft or --dpo from --init): what it started from, and how."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (TypeError, OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or "init" not in state or not ("sft" in state or "dpo" in state):
+        return None
+    how = ("DPO" if "dpo" in state else "SFT") + (" with LoRA" if "lora" in state else "")
+    return {"init": str(state["init"]), "how": how}
 
 
 @route
@@ -218,18 +282,21 @@ async def not_found(request, exc: HTTPException):
 
 
 def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",), body_seconds=10.0,
-               model_id=None):
+               model_id=None, eval_items=None):
     """The ASGI app: the page, its routes and the OpenAI-compatible API, behind the Host check."""
     from .openai_api import routes as api_routes
     routes = [Route("/", index), Route("/static/{name:path}", static),
               Route("/api/info", info), Route("/api/tokens", tokens, methods=["POST"]),
               Route("/api/analyze", analyze_route, methods=["POST"]),
               Route("/api/attention", attention_route), Route("/api/lens", lens_route),
+              Route("/api/attention_layer", attention_layer_route), Route("/api/choice", choice_route, methods=["POST"]),
+              Route("/api/eval_item", eval_item_route),
               Route("/api/merges", merges_route, methods=["POST"]),
               Route("/api/compare", compare_route, methods=["POST"]),
               Route("/api/training", training)] + api_routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds, model_id)
+    app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds, model_id,
+                        eval_items)
     return HostCheck(app, set(hosts))
 
 

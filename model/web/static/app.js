@@ -1,7 +1,9 @@
 // The page's state (kept in the URL), its controls, and "Save this view".
 "use strict";
-const state = {A: null, step: 0, query: null, rows: null, shown: null};
+const state = {A: null, info: null, step: 0, query: null, rows: null, layer: null, layerProbs: null, item: 0};
 const FIELDS = ["prompt", "system", "max", "temperature", "top_k", "top_p", "seed"];
+const PANELS = {model: "panel-model", tokens: "panel-tokens", timeline: "panel-timeline", attention: "panel-attention",
+                lens: "panel-lens"};
 
 function status(text) { $("status").textContent = text; }
 
@@ -10,7 +12,9 @@ function readURL() {
   for (const f of FIELDS) if (q.has(f)) $(f).value = q.get(f);
   $("chat").checked = q.get("chat") === "1";
   $("speculate").checked = q.get("spec") === "1";
-  return {run: q.has("prompt"), step: +(q.get("step") || 0), query: q.has("pos") ? +q.get("pos") : null};
+  $("hide-sink").checked = q.get("sink") === "0";
+  return {run: q.has("prompt"), step: +(q.get("step") || 0), query: q.has("pos") ? +q.get("pos") : null,
+          layer: q.has("layer") ? +q.get("layer") : null};
 }
 
 function writeURL() {
@@ -19,7 +23,12 @@ function writeURL() {
   for (const f of FIELDS) if ($(f).value !== "") q.set(f, $(f).value);
   if ($("chat").checked) q.set("chat", "1");
   if ($("speculate").checked) q.set("spec", "1");
-  if (state.A) { q.set("step", state.step); if (state.query !== null) q.set("pos", state.query); }
+  if ($("hide-sink").checked) q.set("sink", "0");
+  if (state.A) {
+    q.set("step", state.step);
+    if (state.query !== null) q.set("pos", state.query);
+    if (state.layer !== null) q.set("layer", state.layer);
+  }
   history.replaceState(null, "", "?" + q.toString());
 }
 
@@ -37,18 +46,24 @@ async function analyse(view) {
   status("tokenizing…");
   try {
     const t = await API.get("/api/tokens", {text: req.text, chat: req.chat, system: req.system});
+    $("intro").hidden = true;
+    $("panel-tokens").hidden = false;
     Panels.tokens(t.tokens, t.rendered, t.tokens.length, pickPosition);
     const word = (req.text.match(/\S+/) || [""])[0].slice(0, 40);
     if (!$("merge-word").value) $("merge-word").value = word;
+    $("panel-merges").hidden = false;
     showMerges();
     API.get("/api/compare", {text: req.text}).then(Panels.compare).catch(e => status(e.message));
     status("running the model…");
     const A = await API.get("/api/analyze", req);
     state.A = A;
+    document.querySelectorAll(".after-analysis").forEach(p => { p.hidden = false; });
     Panels.tokens(A.tokens, A.rendered, A.prompt_tokens, pickPosition, A.timeline);
     const step = Math.min(view.step || 0, Math.max(A.timeline.length - 1, 0));
+    state.layer = view.layer !== null && view.layer !== undefined && view.layer < A.shapes.L ? view.layer : 0;
     await showStep(step, view.query);
-    $("save").disabled = false;
+    await openLayer(state.layer);
+    $("save").disabled = !!API.saved;
     status(`${A.prompt_tokens} prompt + ${A.new_tokens} new tokens; generate ${fmt(A.seconds.generate)} s, trace ${fmt(A.seconds.trace)} s`);
   } catch (e) { status("error: " + e.message); }
 }
@@ -61,7 +76,7 @@ async function showStep(step, query) {
   await pickPosition(query !== null && query !== undefined ? query : (s ? s.position : A.prompt_tokens - 1), true);
 }
 
-async function pickPosition(k, quiet) {
+async function pickPosition(k) {
   const A = state.A;
   if (!A) return;
   state.query = k;
@@ -74,11 +89,26 @@ async function pickPosition(k, quiet) {
   writeURL();
 }
 
+// Everything the sink toggle affects: the overview and the open layer's heatmaps.
 function drawAttention() {
-  state.shown = Panels.attention(state.A, state.query, state.rows, $("hide-sink").checked, zoom);
-  $("sink-note").hidden = !$("hide-sink").checked;
+  const hide = $("hide-sink").checked;
+  Panels.attention(state.A, state.query, state.rows, hide, openLayer, state.layer);
+  if (state.layerProbs) {
+    const windows = state.info ? state.info.architecture.windows : [];
+    Panels.layerHeatmaps(state.A, state.layer, state.layerProbs, hide, windows[state.layer]);
+  }
+  $("sink-note").hidden = !hide;
 }
-function zoom(l, h) { Panels.zoom(state.A, state.shown, l, h); }
+
+async function openLayer(l) {
+  try {
+    const r = await API.get(`/api/attention_layer?id=${state.A.id}&layer=${l}`);
+    state.layer = l;
+    state.layerProbs = r.probs;
+    drawAttention();
+    writeURL();
+  } catch (e) { status("error: " + e.message); }
+}
 
 async function showMerges() {
   const text = $("merge-word").value;
@@ -87,24 +117,69 @@ async function showMerges() {
   catch (e) { $("merges").textContent = e.message; }
 }
 
-async function savedHTML() {
-  // prefetch what the panels may show later (every position's attention and lens), when small
-  const A = state.A;
-  if (A && A.tokens.length <= 96) {
-    for (let k = 0; k < A.tokens.length; k++) {
-      await API.get(`/api/attention?id=${A.id}&query=${k}`);
-      await API.get(`/api/lens?id=${A.id}&position=${k}`);
-    }
+function pickPart(p) {
+  const box = $("part-info");
+  box.replaceChildren();
+  const add = (tag, text) => box.appendChild(Object.assign(document.createElement(tag), {textContent: text}));
+  add("b", p.name);
+  add("div", `shape: ${p.shape}`);
+  add("code", p.function);
+  if (p.note) add("div", p.note);
+  const panel = PANELS[p.panel];
+  if (panel && !$(panel).hidden) {
+    const a = Object.assign(document.createElement("a"), {href: "#" + panel, textContent: "see its numbers →"});
+    box.appendChild(a);
+  } else if (panel) add("div", "(analyse a prompt to see its numbers)");
+}
+
+// Panel 7: one item scored; with serve.py --hellaswag, the file's items one by one and a running score.
+function endings() { return [...document.querySelectorAll(".ending-in")].map(e => e.value); }
+async function scoreItem() {
+  const body = {context: $("eval-context").value, endings: endings(), label: +$("eval-label").value};
+  try {
+    const r = await API.get("/api/choice", body);
+    Panels.choice(r, body.endings);
+    return r;
+  } catch (e) { $("choice-result").textContent = "error: " + e.message; return null; }
+}
+async function loadItem(k) {
+  const it = await API.get(`/api/eval_item?index=${k}`);
+  state.item = it.index;
+  $("eval-pos").textContent = `HellaSwag item ${it.index} of ${it.count}`;
+  $("eval-context").value = it.context;
+  const ins = document.querySelectorAll(".ending-in");
+  it.endings.forEach((e, i) => { if (ins[i]) ins[i].value = e; });
+  $("eval-label").value = String(it.label);
+  return it;
+}
+async function runItems(n) {
+  let right = 0, done = 0;
+  for (let k = 0; k < n; k++) {
+    await loadItem(state.item + (done ? 1 : 0));
+    const r = await scoreItem();
+    if (!r) return;
+    done++;
+    if (r.pred_norm === r.label) right++;
+    $("eval-score").textContent = `acc_norm ${right}/${done} here`;
   }
+}
+
+async function savedHTML() {
+  // only what is drawn now: the answers this view fetched (no prefetching of other positions)
   const css = await (await fetch("/static/style.css")).text();
   const scripts = [];
-  for (const name of ["api.js", "draw.js", "panels.js", "app.js"]) scripts.push(await (await fetch("/static/" + name)).text());
+  for (const name of ["api.js", "draw.js", "panels.js", "diagram.js", "app.js"]) scripts.push(await (await fetch("/static/" + name)).text());
   const body = document.body.cloneNode(true);
   body.querySelectorAll("script").forEach(s => s.remove());
+  for (const id of ["diagram", "attention", "att-layer", "norms", "push", "curves"]) {
+    const e = body.querySelector("#" + id);
+    if (e) e.replaceChildren();          // redrawn from the saved answers when the file opens
+  }
   const saved = {cache: API.cache, search: location.search};
   const data = JSON.stringify(saved).replace(/</g, "\\u003c");
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>saved view: ${document.title}</title>` +
-    `<style>${css}</style></head><body>${body.innerHTML}<script>window.TINYLLAMA_SAVED = ${data};<\/script>` +
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<title>saved view: ${document.title}</title><style>${css}</style></head><body>${body.innerHTML}` +
+    `<script>window.TINYLLAMA_SAVED = ${data};<\/script>` +
     scripts.map(s => `<script>${s.replace(/<\/script/g, "<\\/script")}<\/script>`).join("") + `</body></html>`;
 }
 window.tinyllamaSavedHTML = savedHTML;
@@ -116,25 +191,39 @@ async function save() {
   a.href = URL.createObjectURL(new Blob([html], {type: "text/html"}));
   a.download = "tinyllama-view.html";
   a.click();
-  status("saved: one HTML file that opens offline");
+  status(`saved: one HTML file (${Math.round(html.length / 1024)} kB) that opens offline`);
+}
+
+let resized = null;
+function redraw() {   // on a new window width: the parts drawn to fit it
+  if (state.info) Diagram.draw(state.info.architecture, pickPart);
+  if (state.rows) drawAttention();
 }
 
 async function init() {
   const view = readURL();
   try {
     const info = await API.get("/api/info");
+    state.info = info;
     $("model-name").textContent = info.model.split("/").pop();
+    Diagram.draw(info.architecture, pickPart);
     $("merge-tok").replaceChildren(...info.tokenizers.map((n, i) => Object.assign(document.createElement("option"), {value: i, textContent: n})));
-    if (info.training) Panels.training((await API.get("/api/training")).rows);
+    $("eval-items").hidden = !info.eval_items;
+    if (info.training) Panels.training((await API.get("/api/training")).rows, info.tuned_from);
   } catch (e) { status("error: " + e.message); }
-  $("controls").onsubmit = e => { e.preventDefault(); writeURL(); analyse({step: 0, query: null}); };
+  $("controls").onsubmit = e => { e.preventDefault(); writeURL(); analyse({step: 0, query: null, layer: state.layer}); };
   $("save").onclick = save;
   $("prev").onclick = () => state.A && state.step > 0 && showStep(state.step - 1);
   $("next").onclick = () => state.A && state.step < state.A.timeline.length - 1 && showStep(state.step + 1);
   $("step").oninput = () => state.A && showStep(+$("step").value);
-  $("hide-sink").onchange = () => state.rows && drawAttention();
+  $("hide-sink").onchange = () => { if (state.rows) drawAttention(); writeURL(); };
   $("merge-word").onchange = showMerges;
   $("merge-tok").onchange = showMerges;
+  $("eval-score-one").onclick = scoreItem;
+  $("eval-prev").onclick = () => state.item > 0 && loadItem(state.item - 1).then(scoreItem);
+  $("eval-next").onclick = () => loadItem(state.item + 1).then(scoreItem);
+  $("eval-run").onclick = () => runItems(10);
+  window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(redraw, 150); });
   document.addEventListener("keydown", e => {
     if (["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName)) return;
     if (e.key === "ArrowLeft") $("prev").click();
