@@ -68,11 +68,13 @@ class Analysis:
 
     def attention_from(self, query: int) -> list:
         """[L][H][query + 1] attention weights from one position, rounded for the wire."""
-        return np.round(attention_rows(self.loaded.model, self.trace, query), 4).tolist()
+        return np.round(attention_rows(self.loaded.model, self.trace, query).astype(np.float64), 4).tolist()
 
     def attention_layer(self, layer: int) -> list:
-        """[H][T][T] one layer's attention of every position (rounded for the wire): the page's heatmaps."""
-        return np.round(attention_matrix(self.loaded.model, self.trace, layer), 4).tolist()
+        """[H][T][<= T] one layer's attention of every position, rounded for the wire: the page's heatmaps.
+        Row t stops at key t (the causal mask hides the rest: zeros need not travel)."""
+        probs = np.round(attention_matrix(self.loaded.model, self.trace, layer).astype(np.float64), 4)   # [H, T, T]
+        return [[row[:t + 1].tolist() for t, row in enumerate(head)] for head in probs]
 
     def lens(self, position: int, k: int = 5) -> list:
         """Per layer the top-k tokens of the logit lens at a position, with pieces."""

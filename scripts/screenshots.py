@@ -34,6 +34,11 @@ def wait_for(fn, seconds: float = 120):
     raise TimeoutError("the page did not finish in time")
 
 
+def png_height(path: Path) -> int:
+    """The height in pixels of a PNG file (from its header)."""
+    return int.from_bytes(path.read_bytes()[20:24], "big")
+
+
 def main(argv=None) -> int:
     p = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2", help="any generate.py --model spec (default smollm2)")
@@ -73,7 +78,13 @@ def main(argv=None) -> int:
             wait_for(lambda: d.find_elements("css selector", "#choice-result .ending"))
             for panel, name in PANELS:
                 path = out / f"panel-{name}.png"
-                d.find_element("id", panel).screenshot(str(path))
+                element = d.find_element("id", panel)
+                for _ in range(3):            # a capture taken mid-layout can come out short: take it again
+                    d.execute_script("arguments[0].scrollIntoView()", element)
+                    time.sleep(0.3)
+                    element.screenshot(str(path))
+                    if abs(png_height(path) - element.rect["height"]) <= 2:
+                        break
                 written.append(path)
                 print(path)
     except (TimeoutError, OSError) as e:

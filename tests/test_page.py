@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import gemma3_gguf_path, smollm2_gguf_path
-from test_web import browser, requested_urls, wait_for
+from test_web import browser, causal_square, requested_urls, wait_for
 from testkit.servers import running_server
 
 pytestmark = pytest.mark.browser
@@ -84,7 +84,7 @@ def test_the_page_explains_at_every_width(served, width):
         from model.lens import attention_matrix, logit_lens, trace_sequence
         all_ids = shown
         trace = trace_sequence(model, all_ids)
-        probs = np.array(d.execute_script("return state.layerProbs"))
+        probs = causal_square(d.execute_script("return state.layerProbs"))
         np.testing.assert_allclose(probs, attention_matrix(model, trace, layer), atol=6e-5)
         assert len(d.find_elements("css selector", "#att-layer canvas.heat")) == cfg.num_attention_heads
         before = d.execute_script("return document.querySelector('#att-layer canvas.heat').toDataURL()")

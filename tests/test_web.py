@@ -247,3 +247,81 @@ def test_the_page_typed_and_clicked_like_a_person(client):
     a = client.post("/api/analyze", json={"text": prompt, "max_new_tokens": 5, "temperature": 0.75, "top_k": 40,
                                           "top_p": 0.9, "seed": 7}).json()
     assert shown == [t["id"] for t in a["tokens"]]
+
+
+# --- the explainer's routes (issue 27) ----------------------------------------------------------------
+def causal_square(rows) -> np.ndarray:
+    """[H][T][t + 1] rows (the causal triangle the route sends) as [H, T, T] with zeros above it."""
+    H, T = len(rows), len(rows[0])
+    out = np.zeros((H, T, T))
+    for h in range(H):
+        for t, row in enumerate(rows[h]):
+            out[h, t, :len(row)] = row
+    return out
+
+
+def test_attention_layer_route_is_the_blocks_own_attention(client, loaded):
+    from model.lens import attention_matrix, trace_sequence
+    a = client.post("/api/analyze", json={"text": "One two three four", "max_new_tokens": 2}).json()
+    ids = [t["id"] for t in a["tokens"]]
+    rows = client.get(f"/api/attention_layer?id={a['id']}&layer=3").json()["probs"]
+    assert [len(r) for r in rows[0]] == list(range(1, len(ids) + 1))     # row t stops at key t: the mask's zeros stay
+    probs = causal_square(rows)
+    expected = attention_matrix(loaded.model, trace_sequence(loaded.model, ids), 3)
+    assert probs.shape == (9, len(ids), len(ids))
+    np.testing.assert_allclose(probs, expected, atol=6e-5)
+    assert np.allclose(probs.sum(-1), 1, atol=1e-3)                       # each row a distribution
+    # the same rows the forward with a KV cache computes, one query at a time
+    rows = client.get(f"/api/attention?id={a['id']}&query=4").json()["rows"]
+    np.testing.assert_allclose(np.array(rows)[3], probs[:, 4, :5], atol=2e-4)
+    for bad in ("layer=30", "layer=-1", "layer=x", ""):
+        r = client.get(f"/api/attention_layer?id={a['id']}&{bad}")
+        assert r.status_code == 400 and "layer" in r.json()["error"], (bad, r.text)
+
+
+def test_choice_route_scores_as_evaluate_does(client, loaded):
+    from model.evaluation.choices import score_item
+    from model.evaluation.datasets import Item
+    item = Item("The sun rises in the", ("east every morning.", "refrigerator at noon.", "west."), 0)
+    r = client.post("/api/choice", json={"context": item.context, "endings": list(item.choices), "label": 0}).json()
+    s = score_item(loaded.model, loaded.tokenizer, item, 0)
+    assert (r["pred"], r["pred_norm"]) == (s.pred, s.pred_norm)
+    np.testing.assert_allclose(r["logprob_mean"], s.logprob_mean, atol=1e-6)
+    assert [[t["id"] for t in e["tokens"]] for e in r["endings"]] == s.tokens
+    for body, word in [({"context": "x", "endings": ["a"]}, "endings"), ({"context": "x", "endings": "ab"}, "endings"),
+                       ({"context": "x", "endings": ["a", " "]}, "endings"), ({"endings": ["a", "b"]}, "context"),
+                       ({"context": " ", "endings": ["a", "b"]}, "context"),
+                       ({"context": "x", "endings": ["a", "b"], "label": 5}, "label")]:
+        bad = client.post("/api/choice", json=body)
+        assert bad.status_code == 400 and word in bad.json()["error"], (body, bad.text)
+
+
+def test_eval_items_and_the_architecture(loaded, tmp_path):
+    from model.evaluation.datasets import read_hellaswag
+    path = tmp_path / "items.txt"
+    path.write_text("A cat sits. It\n1\nflies.\npurrs.\nsings.\nreads.\n", encoding="utf-8")
+    c = TestClient(web.create_app(loaded, hosts={"testserver"}, eval_items=read_hellaswag(path)))
+    item = c.get("/api/eval_item?index=0").json()
+    assert item["count"] == 1 and item["label"] == 1 and item["endings"][1] == "purrs."
+    assert c.get("/api/eval_item?index=1").status_code == 400
+    assert TestClient(web.create_app(loaded, hosts={"testserver"})).get("/api/eval_item?index=0").status_code == 404
+    arch = c.get("/api/info").json()["architecture"]
+    names = [p["name"] for p in arch["block"]]
+    assert names.count("RMSNorm") == 2 and "q/k RMSNorm" not in names and arch["layers"] == 30
+    assert all(p["function"].startswith(("model/", "bpe")) for p in arch["before"] + arch["block"] + arch["after"])
+
+
+def test_the_diagram_follows_the_config():
+    """Gemma 3's four norms and q/k norms, Qwen3's q/k norms, sliding windows: from the config alone."""
+    from model.config import LlamaConfig
+    from model.page_data import architecture
+    base = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=6, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=16, vocab_size=100, max_position_embeddings=64, rms_norm_eps=1e-6,
+                rope_theta=10000.0, tie_word_embeddings=True)
+    gemma = architecture(LlamaConfig(**base, model_type="gemma3_text", qk_norm=True, sandwich_norms=True,
+                                     mlp_act="gelu_tanh", windows=(8, 8, 8, 8, 8, None)))
+    names = [p["name"] for p in gemma["block"]]
+    assert names.count("RMSNorm") == 4 and "q/k RMSNorm" in names and gemma["windows"] == [8] * 5 + [None]
+    assert "geglu" in next(p for p in gemma["block"] if p["name"] == "MLP")["function"]
+    qwen = architecture(LlamaConfig(**base, model_type="qwen3", qk_norm=True))
+    assert [p["name"] for p in qwen["block"]].count("RMSNorm") == 2 and "q/k RMSNorm" in [p["name"] for p in qwen["block"]]
