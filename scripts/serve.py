@@ -5,6 +5,7 @@
   python scripts/serve.py --model runs/shakespeare --port 0   # a model you trained; any free port
   python scripts/serve.py --tokenizer ../shared/fixtures/llama2-tokenizer.model   # compare tokenizers
   python scripts/serve.py --hellaswag ../shared/fixtures/eval/hellaswag_val_full.txt  # the page scores its items
+  python scripts/serve.py --report reports/smollm2/report.json      # the page shows evaluate.py's report card
 
 The first line of stdout is the URL. The page needs nothing from outside (no CDN). /v1/models,
 /v1/chat/completions and /v1/completions speak OpenAI's format (--api-key to require a key).
@@ -28,6 +29,7 @@ def parse_args(argv):
                    help="another tokenizer file to compare on the page (repeatable)")
     p.add_argument("--hellaswag", metavar="FILE",
                    help="HellaSwag items (llama.cpp's six-line format) the page's evaluation panel steps through")
+    p.add_argument("--report", metavar="FILE", help="a report card (evaluate.py --report's report.json) the page shows")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every /v1 route")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds a request body may take to arrive (default 10; slower clients get 408)")
@@ -59,10 +61,16 @@ def main(argv=None) -> int:
         if args.hellaswag is not None:
             from model.evaluation.datasets import read_hellaswag
             items = read_hellaswag(args.hellaswag)
+        report = None
+        if args.report is not None:
+            from model.evaluation.report import read_card
+            report = read_card(args.report)
     except (ValueError, OSError) as e:
         message = f"{e.filename or ''}: {e.strerror or e}" if isinstance(e, OSError) else Parser.error_line(e)
         if args.hellaswag is not None and getattr(e, "option", None) == "data":
             message = "--hellaswag " + str(e)
+        elif getattr(e, "option", None) == "report":
+            message = "--report " + str(e)
         print(f"error: {message}", file=sys.stderr)
         return 2
     folder = Path(args.model) if Path(args.model).is_dir() else None
@@ -77,6 +85,7 @@ def main(argv=None) -> int:
     try:
         serve(lambda hosts: create_app(loaded, tokenizers=tokenizers, folder=folder, api_key=args.api_key,
                                        hosts=hosts, body_seconds=args.timeout, eval_items=items,
+                                       report=report,
                                        model_id=args.model if args.model in ("smollm2", "gemma3") else None),
               args.host, args.port, on_ready=ready)
     except OSError as e:

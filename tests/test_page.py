@@ -21,8 +21,24 @@ def served(request):
     from model.formats.loader import load
     path = MODELS[request.param]()
     loaded = load(str(path))
-    with running_server("--model", str(path), "--hellaswag", str(hellaswag_file(request.node))) as (url, _):
+    with running_server("--model", str(path), "--hellaswag", str(hellaswag_file(request.node)),
+                        "--report", str(report_file(request.node))) as (url, _):
         yield request.param, loaded, url
+
+
+CARD = {"model": "/models/x.gguf", "sha256": "ab" * 32, "date": "2026-12-07 00:00:00", "seconds": 1.0,
+        "method": "ours: llama.cpp's scoring", "published": {"model": "x", "hellaswag": {"value": 40.9, "how": "0-shot"}},
+        "results": {"perplexity": {"ppl": 22.5003, "stderr": 0.3, "chunks": 40, "ctx": 512},
+                    "hellaswag": {"acc": 0.35, "acc_norm": 0.4075, "items": 400, "acc_interval": [0.3, 0.4],
+                                  "acc_norm_interval": [0.3604, 0.4563]}}}
+
+
+def report_file(node):
+    """A report card as evaluate.py --report writes it (the page shows its numbers as they are)."""
+    import json
+    path = node.config.cache.makedir("page") / "report.json"
+    path.write_text(json.dumps(CARD), encoding="utf-8")
+    return path
 
 
 def hellaswag_file(node):
@@ -58,6 +74,8 @@ def test_the_page_explains_at_every_width(served, width):
         d.find_elements("css selector", "#diagram svg .part")[3].click()     # a part names its function
         assert "model/" in d.find_element("id", "part-info").text
         assert no_sideways_scroll(d)
+        card = d.find_element("id", "report").text                              # the report card, as in its file
+        assert "22.5003" in card and "40.75" in card and "36.04 – 45.63" in card and "40.9" in card
         # type the prompt, click Analyse
         d.find_element("id", "prompt").send_keys(PROMPT)
         box = d.find_element("id", "max")

@@ -311,6 +311,21 @@ def test_eval_items_and_the_architecture(loaded, tmp_path):
     assert all(p["function"].startswith(("model/", "bpe")) for p in arch["before"] + arch["block"] + arch["after"])
 
 
+def test_serve_refuses_a_bad_report_or_items_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from conftest import ROOT, assert_clean_error
+    bad = tmp_path / "card.json"
+    bad.write_text('{"model": "x", "results": {"hellaswag": {"acc": 1}}}')
+    run = lambda *a: subprocess.run([sys.executable, str(ROOT / "scripts" / "serve.py"), "--port", "0", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    assert_clean_error(run("--report", str(bad)), "--report", "acc_norm")
+    assert_clean_error(run("--report", str(tmp_path / "missing.json")), "--report", "missing.json")
+    items = tmp_path / "items.txt"
+    items.write_text("ctx\nseven\na\nb\nc\nd\n")
+    assert_clean_error(run("--hellaswag", str(items)), "--hellaswag", "items.txt:2", "seven")
+
+
 def test_the_diagram_follows_the_config():
     """Gemma 3's four norms and q/k norms, Qwen3's q/k norms, sliding windows: from the config alone."""
     from model.config import LlamaConfig

@@ -74,3 +74,22 @@ def write_card(c: dict, out_dir) -> tuple[Path, Path]:
     write_atomic(out / "report.json", json.dumps(c, indent=1).encode())
     write_atomic(out / "report.md", markdown(c).encode())
     return out / "report.md", out / "report.json"
+
+
+def read_card(path) -> dict:
+    """A report.json that write_card wrote, checked: {"model", "results": {task: {...}}, ...} (the page shows it)."""
+    from files.json_file import read_json
+    from .datasets import DataError
+    try:
+        c = read_json(path, 1 << 20)
+    except ValueError as e:                       # JSONFileError names the file
+        raise DataError("report", str(e)) from None
+    results = c.get("results") if isinstance(c, dict) else None
+    if not isinstance(results, dict) or not results or not isinstance(c.get("model"), str):
+        raise DataError("report", f"{path}: not a report card (evaluate.py --report writes report.json)")
+    for task, r in results.items():
+        need = ("ppl", "stderr", "chunks") if task == "perplexity" else ("acc", "acc_norm", "items", "acc_interval",
+                                                                          "acc_norm_interval")
+        if not isinstance(r, dict) or any(k not in r for k in need):
+            raise DataError("report", f"{path}: results.{task} lacks {', '.join(k for k in need if k not in (r or {}))}")
+    return c

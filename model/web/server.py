@@ -41,13 +41,14 @@ class State:
     """What the routes share: the loaded model, the other tokenizers, the analyses kept."""
 
     def __init__(self, loaded, tokenizers: list, folder: Path | None, api_key: str | None, body_seconds: float,
-                 model_id: str | None = None, eval_items: list | None = None):
+                 model_id: str | None = None, eval_items: list | None = None, report: dict | None = None):
         self.loaded, self.folder, self.api_key, self.body_seconds = loaded, folder, api_key, body_seconds
         self.model_id = model_id   # what /v1/models calls the model (`smollm2`), else its file's name
         self.tokenizers = [("model", loaded.tokenizer)] + list(tokenizers)
         self.analyses: OrderedDict = OrderedDict()
         self.queue = ModelQueue()
         self.eval_items = eval_items or []   # HellaSwag items the evaluation panel steps through (serve.py --hellaswag)
+        self.report = report                 # a report card (evaluate.py --report's JSON; serve.py --report)
 
 
 def route(fn):
@@ -227,7 +228,7 @@ async def info(request, s: State):
                          "architecture": architecture(loaded.model.cfg),
                          "context": loaded.model.cfg.max_position_embeddings,
                          "tokenizers": [name for name, _ in s.tokenizers], "max_analysed": MAX_ANALYSED,
-                         "eval_items": len(s.eval_items), "tuned_from": tuned_from(s.folder),
+                         "eval_items": len(s.eval_items), "tuned_from": tuned_from(s.folder), "report": s.report,
                          "training": s.folder is not None and (s.folder / "log.jsonl").is_file()})
 
 
@@ -282,7 +283,7 @@ async def not_found(request, exc: HTTPException):
 
 
 def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.0.0.1:8000",), body_seconds=10.0,
-               model_id=None, eval_items=None):
+               model_id=None, eval_items=None, report=None):
     """The ASGI app: the page, its routes and the OpenAI-compatible API, behind the Host check."""
     from .openai_api import routes as api_routes
     routes = [Route("/", index), Route("/static/{name:path}", static),
@@ -296,7 +297,7 @@ def create_app(loaded, *, tokenizers=(), folder=None, api_key=None, hosts=("127.
               Route("/api/training", training)] + api_routes()
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.s = State(loaded, tokenizers, Path(folder) if folder else None, api_key, body_seconds, model_id,
-                        eval_items)
+                        eval_items, report)
     return HostCheck(app, set(hosts))
 
 

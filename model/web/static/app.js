@@ -209,6 +209,7 @@ async function init() {
     Diagram.draw(info.architecture, pickPart);
     $("merge-tok").replaceChildren(...info.tokenizers.map((n, i) => Object.assign(document.createElement("option"), {value: i, textContent: n})));
     $("eval-items").hidden = !info.eval_items;
+    if (info.report) Panels.report(info.report);
     if (info.training) Panels.training((await API.get("/api/training")).rows, info.tuned_from);
   } catch (e) { status("error: " + e.message); }
   $("controls").onsubmit = e => { e.preventDefault(); writeURL(); analyse({step: 0, query: null, layer: state.layer}); };

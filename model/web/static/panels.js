@@ -240,6 +240,33 @@ const Panels = {
     }
   },
 
+  // The report card evaluate.py --report wrote (serve.py --report): each number with its interval, the
+  // model card's published number beside it.
+  report(c) {
+    const box = $("report");
+    box.hidden = false;
+    const t = document.createElement("table");
+    t.innerHTML = "<thead><tr><th>task</th><th>items</th><th>ours</th><th>95% interval</th><th>published</th></tr></thead>";
+    const body = document.createElement("tbody");
+    const add = cells => body.appendChild(Object.assign(document.createElement("tr"),
+      {innerHTML: cells.map(() => "<td></td>").join("")})).querySelectorAll("td").forEach((td, i) => { td.textContent = cells[i]; });
+    for (const [task, r] of Object.entries(c.results)) {
+      if (task === "perplexity") { add([`perplexity (WikiText-2, ctx ${r.ctx})`, `${r.chunks} chunks`, r.ppl.toFixed(4), `± ${r.stderr.toFixed(4)}`, ""]); continue; }
+      const pub = (c.published || {})[task];
+      for (const m of ["acc_norm", "acc"]) {
+        const [lo, hi] = r[m + "_interval"];
+        add([`${task} ${m}`, String(r.items), (100 * r[m]).toFixed(2), `${(100 * lo).toFixed(2)} – ${(100 * hi).toFixed(2)}`,
+             pub && m === "acc_norm" ? `${pub.value} (${pub.how})` : ""]);
+      }
+    }
+    t.appendChild(body);
+    box.replaceChildren(Object.assign(document.createElement("h3"), {textContent:
+      `Report card: ${c.model.split("/").pop()} (${c.date}, sha256 ${String(c.sha256).slice(0, 12)}…)`}),
+      Object.assign(document.createElement("div"), {className: "scroll"}), Object.assign(document.createElement("p"),
+      {className: "note", textContent: c.method}));
+    box.querySelector(".scroll").appendChild(t);
+  },
+
   // One multiple-choice item as evaluate.py scores it: each ending's tokens coloured by log-probability.
   choice(result, endings) {
     const best = Math.max(...result.logprob_mean), out = [];
