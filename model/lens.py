@@ -16,20 +16,28 @@ import numpy as np
 from .layers import rms_norm
 
 
+KEPT_PROBS = 64 << 20     # bytes of attention probabilities [L, H, T, T] a trace keeps (else recomputed)
+
+
 @dataclass
 class SequenceTrace:
     """The residual stream of one forward pass: resid[2l + 1] after layer l's attention, resid[2l + 2]
-    after its MLP, resid[0] the embedding; each [T, D]."""
+    after its MLP, resid[0] the embedding; each [T, D]. `probs`, when the sequence is short enough to
+    keep them, each layer's attention [H, T, T] as that forward computed it."""
     ids: list
     resid: list
+    probs: list | None = None
 
 
 def trace_sequence(model, ids) -> SequenceTrace:
-    """One forward over all of `ids` in a fresh cache, keeping the residual stream of every position."""
-    trace = {"residual": []}
-    model.new_cache(len(ids))
+    """One forward over all of `ids` in a fresh cache, keeping the residual stream of every position (and the
+    attention probabilities when they take at most KEPT_PROBS bytes)."""
+    cfg, T = model.cfg, len(ids)
+    keep = cfg.num_hidden_layers * cfg.num_attention_heads * T * T * 4 <= KEPT_PROBS
+    trace = {"residual": [], **({"probs": []} if keep else {})}
+    model.new_cache(T)
     model.forward(ids, trace=trace)
-    return SequenceTrace(list(ids), trace["residual"])
+    return SequenceTrace(list(ids), trace["residual"], trace.get("probs"))
 
 
 def layer_states(tr: SequenceTrace, position: int) -> np.ndarray:
@@ -74,6 +82,8 @@ def attention_rows(model, tr: SequenceTrace, query: int) -> np.ndarray:
     Recomputed by running the model's own forward (the block) over the first query + 1 tokens, so it
     is what the forward pass used, and a long text never stores [L, H, T, T].
     """
+    if tr.probs is not None:                                                       # kept by the traced forward
+        return np.stack([p[:, query, :query + 1] for p in tr.probs])               # [L, H, query + 1]
     trace: dict = {}
     model.new_cache(query + 1)
     model.forward(tr.ids[:query + 1], trace=trace)
@@ -86,6 +96,8 @@ def attention_matrix(model, tr: SequenceTrace, layer: int) -> np.ndarray:
     The model's own block run on that layer's input (the residual stream before it) with no cache:
     the same probs the forward made (causal mask, and the sliding window of the layer when it has one).
     """
+    if tr.probs is not None:                                                       # kept by the traced forward
+        return tr.probs[layer]
     from .llama import block
     x = tr.resid[2 * layer]                                                        # [T, D]
     cos, sin = model.rotary(0, len(x), layer)                                      # [T, E]

