@@ -142,3 +142,41 @@ def test_the_page_explains_at_every_width(served, width):
         assert size < 3_000_000, size                                            # what is drawn, not every array
     finally:
         d.quit()
+
+
+def readme_page_commands() -> list[list[str]]:
+    import shlex
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("`scripts/screenshots.py`:\n\n```bash\n")[1].split("```")[0]
+    return [shlex.split(line) for line in block.strip().splitlines()]
+
+
+def test_readme_page_commands_run(tmp_path, request):
+    """README's serve line (HellaSwag items and a report card for the page) and its screenshot line."""
+    import json
+    import urllib.request
+    from conftest import FIXTURES
+    serve, shots = readme_page_commands()
+    assert serve[1] == "scripts/serve.py" and shots[1] == "scripts/screenshots.py"
+    card = tmp_path / "report.json"
+    card.write_text(json.dumps(CARD), encoding="utf-8")
+    args = [a.replace("../shared/fixtures/", str(FIXTURES) + "/").replace("report/report.json", str(card))
+            for a in serve[2:]]
+    with running_server(*args) as (url, _):
+        info = json.loads(urllib.request.urlopen(url + "api/info").read())
+        assert info["eval_items"] == 10042 and info["report"]["results"]["perplexity"]["ppl"] == 22.5003
+    import subprocess
+    import sys
+    from conftest import ROOT
+    out = tmp_path / "shots"
+    res = subprocess.run([sys.executable, str(ROOT / shots[1]), *shots[2:-1], str(out)], capture_output=True,
+                         text=True, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    pngs = sorted(out.glob("panel-*.png"))
+    assert [p.name for p in pngs] == [f"panel-{n}.png" for n in ("1-model", "2-tokens", "3-merges", "4-generation",
+                                                                  "5-attention", "6-lens", "7-evaluation")]
+    for p in pngs:
+        data = p.read_bytes()
+        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and w > 1000 and h > 100, (p, w, h)
