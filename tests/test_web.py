@@ -340,3 +340,20 @@ def test_the_diagram_follows_the_config():
     assert "geglu" in next(p for p in gemma["block"] if p["name"] == "MLP")["function"]
     qwen = architecture(LlamaConfig(**base, model_type="qwen3", qk_norm=True))
     assert [p["name"] for p in qwen["block"]].count("RMSNorm") == 2 and "q/k RMSNorm" in [p["name"] for p in qwen["block"]]
+
+
+def test_a_tuned_folder_says_what_it_started_from(loaded, tmp_path):
+    """A folder the trainer tuned (trainer_state.json with init and sft or dpo): the page shows its samples
+    before and after, side by side; a pretraining run's or a plain model's folder says nothing."""
+    import json as _json
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "log.jsonl").write_text("".join(_json.dumps({"step": k, "train_loss": 2.0 - k / 10, "val_loss": 2.1,
+                                                            "sample": f"answer {k}"}) + "\n" for k in (0, 5)))
+    for state, expected in [({"init": "smollm2", "sft": "/d.json", "lora": {"r": 8}}, {"init": "smollm2",
+                                                                                       "how": "SFT with LoRA"}),
+                            ({"init": "runs/sft", "dpo": "/p.json"}, {"init": "runs/sft", "how": "DPO"}),
+                            ({"corpus": "/c.txt"}, None)]:
+        (folder / "trainer_state.json").write_text(_json.dumps(state))
+        info = TestClient(web.create_app(loaded, folder=folder, hosts={"testserver"})).get("/api/info").json()
+        assert info["tuned_from"] == expected and info["training"]
