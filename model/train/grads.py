@@ -143,8 +143,14 @@ ROWS = 512   # logits rows at a time when only log-probabilities are needed
 
 
 def sequence_logprobs(cfg: LlamaConfig, w: dict, inputs, targets) -> np.ndarray:
-    """Per row, the sum of log p(target) over the counted targets (forward only)   [B, T] -> [B] (float64)."""
+    """Per row, the sum of log p(target) over the counted targets (forward only)   [B, T] -> [B] (float64).
+    The rows' halves run on the two cores at once (model/speed.py data_parallel)."""
     inputs, targets = check_batch(cfg, inputs, targets)
+    return np.concatenate(data_parallel(lambda a, b: rows_logprobs(cfg, w, inputs[a:b], targets[a:b]), len(inputs)))
+
+
+def rows_logprobs(cfg: LlamaConfig, w: dict, inputs, targets) -> np.ndarray:
+    """sequence_logprobs of a checked batch in one pass."""
     B, T = inputs.shape
     embed = w["model.embed_tokens.weight"]
     tables = {}
