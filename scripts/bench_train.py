@@ -166,7 +166,9 @@ def bench_smollm2(steps: int, batch: int, context: int) -> None:
     from model.train.optim import AdamW, clip_grad_norm
     loaded = load("smollm2")
     cfg = loaded.model.cfg
-    w = {n: np.array(a) for n, a in loaded.model.w.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    from model.train.runs import trainable_copy
+    w = trainable_copy(cfg, {n: a for n, a in loaded.model.w.items()
+                             if not (cfg.tie_word_embeddings and n == "lm_head.weight")})   # as train_model.py
     text = (ROOT / "README.md").read_text()
     ids = np.array(loaded.tokenizer.encode(text), np.int64)
     loaded = None                               # our copy is what trains (as train_model.py --init does)
@@ -204,7 +206,9 @@ def bench_lora(pairs: int, batch: int, context: int) -> None:
     path = smollm2_gguf()
     loaded = load(str(path))
     cfg = loaded.model.cfg
-    w = {n: np.array(a) for n, a in loaded.model.w.items() if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+    from model.train.runs import trainable_copy
+    w = trainable_copy(cfg, {n: a for n, a in loaded.model.w.items()
+                             if not (cfg.tie_word_embeddings and n == "lm_head.weight")})   # as train_model.py
     ids = np.array(loaded.tokenizer.encode((ROOT / "README.md").read_text()), np.int64)
     loaded = None
     rng = np.random.default_rng(0)

@@ -252,7 +252,7 @@ def test_readme_serve_commands_run():
         port = url.rstrip("/").rsplit(":", 1)[1]
         if shutil.which("curl") is None:
             pytest.skip("curl is not installed")
-        for line in blocks[1].strip().splitlines():
+        for line in next(b for b in blocks if b.lstrip().startswith("curl")).strip().splitlines():
             words = [w.replace("127.0.0.1:8000", "127.0.0.1:" + port) for w in shlex.split(line)]
             res = subprocess.run(words, capture_output=True, text=True, timeout=120)
             assert res.returncode == 0 and "error" not in res.stdout and res.stdout, (line, res.stdout, res.stderr)

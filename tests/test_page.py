@@ -124,16 +124,21 @@ def test_the_page_explains_at_every_width(served, width):
         layer_ticks = [t for t in ticks if t.isdigit()]
         assert layer_ticks and not any(t.endswith(".00") for t in ticks)       # whole layers on the axis
         # evaluation: the served items, scored as evaluate.py scores them
-        d.find_element("id", "eval-next").click()
+        d.find_element("id", "eval-next").click()                             # the file's first item
         wait_for(d, lambda: len(d.find_elements("css selector", "#choice-result .ending")) == 4, 60)
+        assert "item 0 of 2" in d.find_element("id", "eval-pos").text
         from model.evaluation.choices import score_item
         from model.evaluation.datasets import Item
-        item = Item("A girl opens a book. She", ("throws it into a lake.", "reads the first page.",
-                                                 "cooks it for dinner.", "wears it as a hat."), 1)
+        item = Item("A chef cuts vegetables. He", ("puts them into a pot of soup.", "flies to the moon.",
+                                                   "eats the knife.", "sings to the carrots."), 0)
         scored = score_item(model, tok, item, 1)
         for k, row in enumerate(d.find_elements("css selector", "#choice-result .ending")):
             got = [float(c.get_attribute("data-logprob")) for c in row.find_elements("css selector", ".tok")]
             np.testing.assert_allclose(got, scored.token_logprobs[k], atol=2e-5)
+        d.find_element("id", "eval-run").click()                               # watch the rest being scored
+        wait_for(d, lambda: "acc_norm" in d.find_element("id", "eval-score").text, 60)
+        assert "item 1 of 2" in d.find_element("id", "eval-pos").text
+        assert d.find_element("id", "eval-score").text.endswith("/1 here")
         assert no_sideways_scroll(d), d.execute_script("return [document.documentElement.scrollWidth, innerWidth]")
         assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
         outside = [u for u in requested_urls(d) if not u.startswith(url) and not u.startswith(("data:", "blob:"))]
@@ -180,3 +185,44 @@ def test_readme_page_commands_run(tmp_path, request):
         data = p.read_bytes()
         w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and w > 1000 and h > 100, (p, w, h)
+
+
+def test_a_tuned_folder_shows_before_and_after(tmp_path):
+    """Panel 8 for a folder the trainer tuned: the loss curve, and the first held-out instruction answered by
+    the model it started from (step 0) and by the tuned one (the last step), as log.jsonl has them."""
+    import json
+    from conftest import fixture_path
+    from model.train.loop import train
+    from model.train.recipe import TrainSettings
+    from model.train.runs import new_run
+    from testkit.checkpoints import write_checkpoint
+
+    class Quiet:
+        def step(self, *a):
+            pass
+
+        def say(self, text):
+            pass
+    base = write_checkpoint(tmp_path / "base", "gqa", dtype="F32", tokenizer=fixture_path("llama2-tokenizer.model"))
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([{"instruction": f"Name {k} colours.", "input": "", "output": f"Red and {k} more."}
+                                for k in range(12)]))
+    run = new_run(None, tmp_path / "run", TrainSettings(steps=4, batch=2, context=64, lr=1e-2, min_lr=1e-3, warmup=1,
+                                                        eval_every=2, eval_windows=2),
+                  init=str(base), sft=str(data), lora=4, notice=lambda *a: None)
+    train(run, progress=Quiet())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    d = browser()
+    try:
+        d.set_window_size(500, 1000)
+        with running_server("--model", str(tmp_path / "run")) as (url, _):
+            d.get(url)
+            wait_for(d, lambda: d.find_elements("css selector", "#before-after pre"))
+            shown = d.execute_script("return [...document.querySelectorAll('#before-after pre')].map(p => p.textContent)")
+            assert shown == [rows[0]["sample"], rows[-1]["sample"]]
+            assert "SFT with LoRA" in d.find_element("id", "before-after").text
+            assert d.find_elements("css selector", "#curves svg polyline")
+            assert no_sideways_scroll(d)
+            assert not [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        d.quit()

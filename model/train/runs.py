@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config import LlamaConfig
 from ..errors import OptionError
+from ..speed import fused_layout
 from ..weights import load_checkpoint, load_tensors
 from .data import DataError, check_splits, encode_split, make_tokenizer, read_corpus, split_text
 from .dpo import pairs, read_pairs
@@ -143,6 +144,17 @@ def new_run(corpus, out, settings: TrainSettings, *, init: str | None = None, fo
                np.random.default_rng([settings.seed, 1]), extra=extra, made=made, lora=adapters)
 
 
+def trainable_copy(cfg: LlamaConfig, w: dict) -> dict:
+    """Our own float32 copy of a model's weights to update, each layer's matrices back to back (the fused
+    layout of model/speed.py), so the block's q|k|v and gate|up are views, not copies made every step."""
+    layout = fused_layout(cfg, huge=False)
+    weights = {}
+    for n, a in w.items():
+        weights[n] = layout[n] if n in layout else np.empty(a.shape, np.float32)
+        weights[n][...] = a
+    return weights
+
+
 def from_init(spec: str, settings: TrainSettings):
     """Fine-tuning: the model, tokenizer and architecture of an existing `--model` spec."""
     from ..formats.loader import load
@@ -153,7 +165,7 @@ def from_init(spec: str, settings: TrainSettings):
     cfg = loaded.model.cfg
     if settings.context > cfg.max_position_embeddings:
         raise RunError("context", f"{settings.context} is beyond the context of {spec} ({cfg.max_position_embeddings})")
-    weights = {n: np.array(w, np.float32) for n, w in loaded.model.w.items()}  # our own copy to update
+    weights = trainable_copy(cfg, loaded.model.w)
     if cfg.tie_word_embeddings:
         weights.pop("lm_head.weight", None)
     folder = Path(spec)
@@ -201,7 +213,7 @@ def resume(out, given: dict, corpus=None, notice=print) -> TrainingRun:
     if step > settings.steps:
         raise RunError("resume", f"{out}: the checkpoint is at step {step}, past the {settings.steps} steps asked for")
     cfg = LlamaConfig.load(out / "config.json")
-    weights = load_checkpoint(out, cfg)                  # with LoRA: merged, W0 + s B A
+    weights = load_checkpoint(out, cfg, into=fused_layout(cfg, huge=False))   # with LoRA: merged, W0 + s B A
     adapters = None
     if "lora" in state:
         spec = state["lora"]

@@ -1,6 +1,6 @@
 // The page's state (kept in the URL), its controls, and "Save this view".
 "use strict";
-const state = {A: null, info: null, step: 0, query: null, rows: null, layer: null, layerProbs: null, item: 0};
+const state = {A: null, info: null, step: 0, query: null, rows: null, layer: null, layerProbs: null, item: -1};
 const FIELDS = ["prompt", "system", "max", "temperature", "top_k", "top_p", "seed"];
 const PANELS = {model: "panel-model", tokens: "panel-tokens", timeline: "panel-timeline", attention: "panel-attention",
                 lens: "panel-lens"};
@@ -155,7 +155,8 @@ async function loadItem(k) {
 async function runItems(n) {
   let right = 0, done = 0;
   for (let k = 0; k < n; k++) {
-    await loadItem(state.item + (done ? 1 : 0));
+    if (state.item + 1 >= state.info.eval_items) break;
+    await loadItem(state.item + 1);
     const r = await scoreItem();
     if (!r) return;
     done++;
@@ -168,7 +169,8 @@ async function savedHTML() {
   // only what is drawn now: the answers this view fetched (no prefetching of other positions)
   const css = await (await fetch("/static/style.css")).text();
   const scripts = [];
-  for (const name of ["api.js", "draw.js", "panels.js", "diagram.js", "app.js"]) scripts.push(await (await fetch("/static/" + name)).text());
+  for (const name of ["api.js", "draw.js", "panels.js", "attention.js", "lens.js", "evaluation.js", "training.js",
+                      "diagram.js", "app.js"]) scripts.push(await (await fetch("/static/" + name)).text());
   const body = document.body.cloneNode(true);
   body.querySelectorAll("script").forEach(s => s.remove());
   for (const id of ["diagram", "attention", "att-layer", "norms", "push", "curves"]) {
@@ -222,7 +224,7 @@ async function init() {
   $("merge-tok").onchange = showMerges;
   $("eval-score-one").onclick = scoreItem;
   $("eval-prev").onclick = () => state.item > 0 && loadItem(state.item - 1).then(scoreItem);
-  $("eval-next").onclick = () => loadItem(state.item + 1).then(scoreItem);
+  $("eval-next").onclick = () => state.item + 1 < state.info.eval_items && loadItem(state.item + 1).then(scoreItem);
   $("eval-run").onclick = () => runItems(10);
   window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(redraw, 150); });
   document.addEventListener("keydown", e => {
