@@ -23,17 +23,6 @@ PANELS = [("panel-model", "1-model"), ("panel-tokens", "2-tokens"), ("panel-merg
           ("panel-eval", "7-evaluation")]
 
 
-def wait_for(fn, seconds: float = 120):
-    """fn() once it is true, or an error after `seconds`."""
-    end = time.time() + seconds
-    while time.time() < end:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError("the page did not finish in time")
-
-
 def png_height(path: Path) -> int:
     """The height in pixels of a PNG file (from its header)."""
     return int.from_bytes(path.read_bytes()[20:24], "big")
@@ -60,6 +49,7 @@ def main(argv=None) -> int:
         return 2
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from testkit.browser import until
     from testkit.servers import running_server
     o = webdriver.ChromeOptions()
     o.binary_location = "/usr/bin/chromium"
@@ -72,10 +62,10 @@ def main(argv=None) -> int:
         d.set_window_size(args.width, 1200)
         with running_server("--model", args.model) as (url, _):
             d.get(f"{url}?prompt={quote(args.prompt)}&max=8")
-            wait_for(lambda: "new tokens" in d.find_element("id", "status").text)
-            wait_for(lambda: d.find_elements("css selector", "#att-layer canvas.heat"))
+            until(lambda: "new tokens" in d.find_element("id", "status").text, 120)
+            until(lambda: d.find_elements("css selector", "#att-layer canvas.heat"), 120)
             d.find_element("id", "eval-score-one").click()
-            wait_for(lambda: d.find_elements("css selector", "#choice-result .ending"))
+            until(lambda: d.find_elements("css selector", "#choice-result .ending"), 120)
             for panel, name in PANELS:
                 path = out / f"panel-{name}.png"
                 element = d.find_element("id", panel)

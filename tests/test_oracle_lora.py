@@ -48,6 +48,17 @@ def test_the_adapter_loads_with_peft_and_gives_the_merged_logits(base, tmp_path)
         assert np.abs(plain(ids).logits[0].numpy() - b).max() > 1e-3   # the adapters moved the model
 
 
+def with_adapters(model, r, alpha, targets, rng):
+    """peft's LoRA layers on `model`, their A and B random (B away from zero, so every gradient counts)."""
+    tuned = peft.get_peft_model(model, peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
+                                                       lora_dropout=0.0))
+    with torch.no_grad():
+        for n, p in tuned.named_parameters():
+            if "lora_" in n:
+                p.copy_(torch.tensor(rng.standard_normal(p.shape) * 0.05))
+    return tuned
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-4)])
 def test_adapter_gradients_equal_autograd_through_peft(base, dtype, tol):
     from model.config import LlamaConfig
@@ -55,13 +66,8 @@ def test_adapter_gradients_equal_autograd_through_peft(base, dtype, tol):
     from model.train.lora import LoRA
     model = transformers.AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype)
     targets_modules = ["q_proj", "v_proj", "down_proj"]
-    tuned = peft.get_peft_model(model, peft.LoraConfig(r=3, lora_alpha=6, target_modules=targets_modules,
-                                                       lora_dropout=0.0))
     rng = np.random.default_rng(5)
-    with torch.no_grad():
-        for n, p in tuned.named_parameters():
-            if "lora_" in n:
-                p.copy_(torch.tensor(rng.standard_normal(p.shape) * 0.05))
+    tuned = with_adapters(model, 3, 6, targets_modules, rng)
     inputs, targets = rng.integers(0, 49152, (2, 9)), rng.integers(0, 49152, (2, 9))
     targets[:, :4] = -100
     logits = tuned(torch.tensor(inputs)).logits
@@ -118,13 +124,7 @@ def test_dpo_gradients_equal_autograd(base, lora):
     x, y = pairs.rows(picks, 16)
     cfg = LlamaConfig.load(base / "config.json")
     if lora:
-        tuned = peft.get_peft_model(model, peft.LoraConfig(r=2, lora_alpha=5, target_modules=["q_proj", "up_proj"],
-                                                           lora_dropout=0.0))
-        rng = np.random.default_rng(7)
-        with torch.no_grad():
-            for n, p in tuned.named_parameters():
-                if "lora_" in n:
-                    p.copy_(torch.tensor(rng.standard_normal(p.shape) * 0.05))
+        tuned = with_adapters(model, 2, 5, ["q_proj", "up_proj"], np.random.default_rng(7))
         loss = torch_dpo_loss(tuned, x, y, ref, beta)
         loss.backward()
         w0 = {n.removeprefix("base_model.model.").replace(".base_layer", ""): p.detach().numpy().copy()

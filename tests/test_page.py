@@ -1,7 +1,6 @@
 """The page as an explainer (issue 27), driven in Debian's Chromium like a person: at 500 and 1400 px
 wide, on SmolLM2 and on Gemma 3. No horizontal scrollbar, no script error, no request off the machine,
 and each panel's numbers equal what the library computes for the same prompt."""
-from urllib.parse import quote
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ real headless Chromium (Debian's, driven by Selenium with its matching chromium-
 import json
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -155,13 +154,9 @@ def browser():
 
 
 def wait_for(driver, fn, seconds=60):
-    end = time.time() + seconds
-    while time.time() < end:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out; status: " + driver.find_element("id", "status").text)
+    """fn()'s first true value; on a timeout the error says the page's status line."""
+    from testkit.browser import until
+    return until(fn, seconds, lambda: "status: " + driver.find_element("id", "status").text)
 
 
 def requested_urls(driver) -> list[str]:
