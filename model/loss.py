@@ -7,7 +7,7 @@ the loss nor gets a gradient.
 """
 import numpy as np
 
-from .speed import on_two_cores
+from .speed import data_parallel
 
 IGNORE = -100
 CE_ROWS = 4        # rows of the [N, V] softmax at a time: 4 x 49,152 floats stay in L2
@@ -40,7 +40,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray |
     if logits.size < 1 << 20:
         rows(0, len(targets))
     else:
-        on_two_cores(rows, len(targets))
+        data_parallel(rows, len(targets), one_blas_thread=False)
     if weights is not None:
         loss = float(np.sum(np.where(counted, per_position * weights, 0.0)))
     else:

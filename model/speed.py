@@ -13,6 +13,8 @@ measured on this project's 2-core machine; the math reads the same without them.
   SmolLM2's 576 x 576 o_proj reads on into 224 zero rows to get both cores (about 3% of a token).
 - times_t: x W^T for 2..16 rows (a speculative check) as (W x^T)^T, ~2.5x one row's pass instead
   of ~4x (OpenBLAS packs all of W first for x @ W^T).
+- Row ranges in threads (data_parallel): NumPy's elementwise passes run on one core; a block of rows
+  per thread gets both (the log-softmax over a vocabulary, a LoRA step's batch halves).
 """
 import mmap
 
@@ -90,8 +92,6 @@ def fused_layout(cfg: LlamaConfig, *, huge: bool = True) -> dict[str, np.ndarray
     return out
 
 
-
-
 def lazy_zeros(shape) -> np.ndarray:
     """A float32 zero array whose memory is touched only where it is written.
 
@@ -133,8 +133,6 @@ def _back_to_back(parts, gap_after: dict | None = None) -> bool:
 def _span(first: np.ndarray, rows: int) -> np.ndarray:
     """The [rows, cols] matrix that starts at `first` and runs on into the memory after it (_back_to_back)."""
     return np.lib.stride_tricks.as_strided(first, shape=(rows, first.shape[1]), strides=first.strides)
-
-
 
 
 def fuse_layer(cfg: LlamaConfig, w: dict, i: int) -> dict[str, np.ndarray]:
@@ -182,22 +180,6 @@ def times_t(x: np.ndarray, weight: np.ndarray, padded: np.ndarray | None = None)
     return x @ weight.T
 
 
-def on_two_cores(work, n: int, parts: int = 2) -> None:
-    """Run work(a, b) over row ranges [a, b) of 0..n in `parts` threads (NumPy's ufuncs let go of the GIL on
-    large arrays, so elementwise passes that are single-threaded in NumPy use both cores). Measured on
-    Gemma 3's perplexity: the log-softmax of 255 rows of 262,144 took 0.29 s on one core."""
-    import threading
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    threads = [threading.Thread(target=work, args=(int(a), int(b))) for a, b in zip(bounds[1:-1], bounds[2:])]
-    for t in threads:
-        t.start()
-    try:
-        work(int(bounds[0]), int(bounds[1]))
-    finally:
-        for t in threads:
-            t.join()
-
-
 def _openblas():
     """NumPy's OpenBLAS (ctypes), found among the loaded libraries, or None."""
     global _BLAS
@@ -220,27 +202,33 @@ def _openblas():
 _BLAS = False
 
 
-def data_parallel(work, n: int, parts: int = 2) -> list:
-    """[work(a, b) for the row ranges [a, b) of 0..n], each range in its own thread whose matrix calls
-    use one BLAS thread (OpenBLAS's per-thread setting): the elementwise passes between the calls,
-    single-threaded in NumPy, then run on both cores too. Measured on a LoRA step of SmolLM2 (batch
-    4 x 256): 4.3 s as one batch on two BLAS threads, 3.2 s as two halves. Without OpenBLAS's
-    per-thread setting (or n < parts): work(0, n) alone."""
+def data_parallel(work, n: int, parts: int = 2, *, one_blas_thread: bool = True) -> list:
+    """[work(a, b) for the row ranges [a, b) of 0..n], each range in its own thread.
+
+    NumPy's ufuncs let go of the GIL on large arrays, so the elementwise passes, single-threaded in
+    NumPy, run on both cores this way. With one_blas_thread (OpenBLAS's per-thread setting), each
+    thread's matrix calls use one BLAS thread, so a whole forward and backward can run per range.
+    Measured: the log-softmax of Gemma 3's 255 x 262,144 logits, 0.29 s on one core -> 0.05 s (in L2
+    sized blocks, model/evaluation/perplexity.py); a LoRA step of SmolLM2 (batch 4 x 256), 4.3 s as
+    one batch on two BLAS threads -> 3.2 s as two halves. Without the per-thread setting, or with
+    fewer rows than parts: [work(0, n)]. An exception in any range is raised again here.
+    """
     import threading
-    blas = _openblas()
-    if blas is None or n < parts:
+    blas = _openblas() if one_blas_thread else None
+    if n < parts or (one_blas_thread and blas is None):
         return [work(0, n)]
     bounds = np.linspace(0, n, parts + 1).astype(int)
     results, errors = [None] * parts, []
 
     def run(k: int) -> None:
-        previous = blas.openblas_set_num_threads_local(1)
+        previous = blas.openblas_set_num_threads_local(1) if blas else None
         try:
             results[k] = work(int(bounds[k]), int(bounds[k + 1]))
         except BaseException as e:                # raised again in the caller's thread
             errors.append(e)
         finally:
-            blas.openblas_set_num_threads_local(previous)
+            if blas:
+                blas.openblas_set_num_threads_local(previous)
     threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
     for t in threads:
         t.start()

@@ -184,8 +184,10 @@ def main(argv=None) -> int:
                                    ("hellaswag", d / "hellaswag_val_full.txt", None),
                                    ("piqa", d / "piqa-valid.jsonl", d / "piqa-valid-labels.lst")]:
             print(f"== {task}", file=sys.stderr)
+            started = time.time()
             results[task] = run_task(loaded, task, data, labels, args, limit=limits[task],
                                      chunks=limits["perplexity"] if task == "perplexity" else None)
+            results[task]["seconds"] = round(time.time() - started, 1)
         md, js = write_card(card(loaded.source, results, time.time() - began), args.report_dir)
         print(f"report card: {md} and {js}", file=sys.stderr)
         return 0

@@ -132,6 +132,7 @@ def test_evaluate_runs_and_reports(tmp_path):
     card = json.loads((tmp_path / "report.json").read_text())
     assert set(card["results"]) == {"perplexity", "hellaswag", "piqa"} and len(card["sha256"]) == 64
     assert card["published"]["hellaswag"]["value"] == 40.9 and "| hellaswag acc_norm | 3 |" in (tmp_path / "report.md").read_text()
+    assert all(r["seconds"] > 0 for r in card["results"].values()) and " items/s) |" in (tmp_path / "report.md").read_text()
 
 
 def test_ctrl_c_prints_the_score_so_far_and_exits_130():

@@ -78,3 +78,25 @@ def test_small_o_proj_reads_on_into_zero_rows(tmp_path, source):
     h = np.random.default_rng(0).standard_normal((1, 576)).astype(np.float32)
     np.testing.assert_allclose((h @ o_wide.T)[0, :576], (h.astype(np.float64) @ given[
         "model.layers.0.self_attn.o_proj.weight"].T.astype(np.float64))[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("one_blas_thread", [True, False])
+def test_row_ranges_in_threads_cover_the_rows_once_and_raise_errors(one_blas_thread):
+    """model/speed.py data_parallel: the ranges tile 0..n in order, each row once, and a range's
+    exception reaches the caller (it used to be printed by the thread and lost)."""
+    from model.speed import data_parallel
+    seen = np.zeros(11, int)
+
+    def mark(a, b):
+        seen[a:b] += 1
+        return (a, b)
+    ranges = data_parallel(mark, 11, one_blas_thread=one_blas_thread)
+    assert seen.tolist() == [1] * 11
+    assert ranges[0][0] == 0 and ranges[-1][1] == 11
+    assert all(x[1] == y[0] for x, y in zip(ranges, ranges[1:]))
+
+    def fail(a, b):
+        if a > 0 or len(ranges) == 1:
+            raise ValueError(f"range {a}..{b}")
+    with pytest.raises(ValueError, match="range"):
+        data_parallel(fail, 11, one_blas_thread=one_blas_thread)

@@ -274,6 +274,19 @@ def test_attention_layer_route_is_the_blocks_own_attention(client, loaded):
         assert r.status_code == 400 and "layer" in r.json()["error"], (bad, r.text)
 
 
+def test_only_the_newest_analysis_keeps_its_attention(client, loaded):
+    """Kept analyses hold at most one attention [L, H, T, T] (up to 64 MB each, 8 kept): an older one's
+    layer is recomputed when asked, and it is still the block's own attention."""
+    from model.lens import attention_matrix, trace_sequence
+    first = client.post("/api/analyze", json={"text": "Red green blue", "max_new_tokens": 1}).json()
+    second = client.post("/api/analyze", json={"text": "Cats and dogs", "max_new_tokens": 1}).json()
+    kept = client.app.app.state.s.analyses                        # client.app is the Host check around the app
+    assert kept[first["id"]].trace.probs is None and kept[second["id"]].trace.probs is not None
+    ids = [t["id"] for t in first["tokens"]]
+    probs = causal_square(client.get(f"/api/attention_layer?id={first['id']}&layer=2").json()["probs"])
+    np.testing.assert_allclose(probs, attention_matrix(loaded.model, trace_sequence(loaded.model, ids), 2), atol=6e-5)
+
+
 def test_choice_route_scores_as_evaluate_does(client, loaded):
     from model.evaluation.choices import score_item
     from model.evaluation.datasets import Item

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..speed import on_two_cores
+from ..speed import data_parallel
 from .datasets import DataError
 
 LOG_SOFTMAX_ROWS = 2      # rows of [rows, V] log-softmax at a time: 2 MB for Gemma's V of 262,144, in L2 (64 rows: 2.3x slower)
@@ -64,7 +64,7 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
     exp in the logits' dtype (float32 in a float32 model) less their row's max (every term in [0, 1]), sums and logs in
     float64, as llama.cpp does; a block of rows at a time into a reused buffer (Gemma's V is 262,144), the rows
-    split between two threads (model/speed.py on_two_cores).
+    split between two threads (model/speed.py data_parallel).
     """
     out = np.empty(len(targets))
     dtype = np.result_type(logits.dtype, np.float32)
@@ -82,7 +82,7 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     if len(targets) * logits.shape[-1] < 1 << 20:          # small: threads would cost more than they save
         rows(0, len(targets))
     else:
-        on_two_cores(rows, len(targets))
+        data_parallel(rows, len(targets), one_blas_thread=False)
     return out
 
 

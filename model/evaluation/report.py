@@ -50,20 +50,24 @@ def markdown(c: dict) -> str:
     """The report card as a markdown table."""
     lines = [f"# Report card: {Path(c['model']).name}", "",
              f"file `{c['model']}`, sha256 `{c['sha256']}`, {c['date']}, {c['seconds']} s", "",
-             "| task | items / chunks | ours | 95% interval | published | published method |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| task | items / chunks | ours | 95% interval | time | published | published method |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     pub = c["published"]
     for task, r in c["results"].items():
+        count = r["chunks"] if task == "perplexity" else r["items"]
+        spent = (f"{r['seconds']:.0f} s ({count / r['seconds']:.2f} {'chunks' if task == 'perplexity' else 'items'}/s)"
+                 if r.get("seconds") else "")
         if task == "perplexity":
             lines.append(f"| perplexity (WikiText-2, ctx {r['ctx']}) | {r['chunks']} chunks | {r['ppl']:.4f} | "
-                         f"+/- {r['stderr']:.4f} | | |")
+                         f"+/- {r['stderr']:.4f} | {spent} | | |")
             continue
         p = pub.get(task, {})
         for metric in ("acc_norm", "acc"):
             lo, hi = r[metric + "_interval"]
             shown = f"{p['value']}" if p and metric == "acc_norm" else ""
             lines.append(f"| {task} {metric} | {r['items']} | {100 * r[metric]:.2f} | {100 * lo:.2f} - {100 * hi:.2f} | "
-                         f"{shown} | {p.get('how', '') if metric == 'acc_norm' else ''} |")
+                         f"{spent if metric == 'acc_norm' else ''} | {shown} | "
+                         f"{p.get('how', '') if metric == 'acc_norm' else ''} |")
     return "\n".join(lines + ["", c["method"], ""])
 
 

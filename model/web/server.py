@@ -31,7 +31,8 @@ from ..page_data import MAX_ANALYSED, Request, analyze, architecture, shapes
 from .http import HostCheck, HttpError, ModelQueue, error_response, field, internal_error, query_int, read_body
 
 STATIC = (Path(__file__).parent / "static").resolve()
-KEPT_ANALYSES = 8          # analyses kept for their detail routes (each holds a residual stream)
+KEPT_ANALYSES = 8          # analyses kept for their detail routes (each holds a residual stream; the newest
+                           # also its attention probabilities, up to model/lens.py KEPT_PROBS)
 MAX_TEXT = 20000           # characters of a prompt or a text to compare
 MAX_MERGE_TEXT = 200       # characters of a merge replay (it rescans every pair at every step)
 MAX_NEW = 256
@@ -112,6 +113,8 @@ async def analyze_route(request, s: State):
         except ValueError as e:
             raise HttpError(400, str(e)) from None
     key = secrets.token_hex(8)
+    for older in s.analyses.values():     # only the newest keeps its attention (up to KEPT_PROBS); older
+        older.trace.probs = None           # ones recompute a layer's when asked (model/lens.py)
     s.analyses[key] = result
     while len(s.analyses) > KEPT_ANALYSES:
         s.analyses.popitem(last=False)
