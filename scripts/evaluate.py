@@ -6,6 +6,7 @@
   python scripts/evaluate.py --model smollm2 --task piqa --data ../shared/fixtures/eval/piqa-valid.jsonl --labels ../shared/fixtures/eval/piqa-valid-labels.lst
   python scripts/evaluate.py --model smollm2 --task choice --data my-questions.jsonl --out scored.jsonl
   python scripts/evaluate.py --model smollm2 --report                # all three, laptop-sized, and a report card
+  python scripts/evaluate.py --model gemma3 --report --full --resume  # the whole sets; run again after Ctrl-C to go on
 
 perplexity: llama.cpp's method (chunks of --ctx tokens, BOS in place of each chunk's first token when the
 model adds one, the second half of each chunk scored); prints [1]12.34,[2]... and the final estimate.
@@ -27,6 +28,7 @@ from bpe.cli import Parser  # noqa: E402
 
 FIXTURES = Path(os.environ.get("TINYLLAMA_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 REPORT_LIMITS = {"perplexity": 40, "hellaswag": 500, "piqa": 500}   # --report on a laptop: about 15 minutes
+SAVE_SECONDS = 30       # a long multiple-choice run rewrites --out this often
 
 
 def parse_args(argv):
@@ -40,6 +42,9 @@ def parse_args(argv):
     p.add_argument("--limit", type=int, help="multiple choice: score only the first N items")
     p.add_argument("--out", help="multiple choice: one JSON line per item (item, label, pred, pred_norm, "
                                  "logprob_sum, logprob_mean)")
+    p.add_argument("--resume", action="store_true", help="multiple choice: go on after the items already in --out "
+                                                         "(with --report: the report folder's hellaswag.jsonl and "
+                                                         "piqa.jsonl); perplexity starts again")
     p.add_argument("--report", action="store_true", help="perplexity, HellaSwag and PIQA with laptop-sized limits "
                                                          f"({REPORT_LIMITS}; --chunks and --limit change them), "
                                                          "and a report card")
@@ -52,6 +57,8 @@ def parse_args(argv):
         p.error("give --task (with --data) or --report")
     if args.task and not args.data:
         p.error(f"--task {args.task} needs --data FILE")
+    if args.resume and not (args.report or args.out):
+        p.error("--resume goes on from --out FILE (or the report folder with --report): give one")
     if args.task == "piqa" and not args.labels:
         p.error("--task piqa needs --labels FILE")
     for name in ("chunks", "limit"):
@@ -106,12 +113,23 @@ def run_perplexity(loaded, text: str, args, chunks) -> dict:
 
 
 def run_choices(loaded, task: str, items, args, limit, out_path) -> dict:
-    """A multiple-choice task; prints acc_norm and acc with their intervals."""
+    """A multiple-choice task; prints acc_norm and acc with their intervals. With --resume, the items an
+    earlier run wrote to out_path count and are not scored again; out_path is rewritten (whole, atomically)
+    every SAVE_SECONDS, so a run that is stopped or killed loses at most that much."""
     from files.atomic import atomic_file
-    from model.evaluation.choices import Tally, score_items
+    from model.evaluation.choices import Tally, as_line, read_scored, score_items
     n = min(len(items), limit or len(items))
-    bar, tally = Progress(n, "items", args.quiet), Tally()
-    lines = []
+    model = Path(loaded.source).name
+    done = read_scored(out_path, items, model)[:n] if args.resume and out_path and Path(out_path).is_file() else []
+    tally, lines = Tally(), [json.dumps(as_line(s, model)) for s in done]
+    for s in done:
+        tally.add(s)
+    bar, saved = Progress(n - len(done), "items", args.quiet), time.time()
+
+    def save():
+        if out_path and lines:
+            with atomic_file(out_path) as f:
+                f.write(("\n".join(lines) + "\n").encode())
 
     def summary_line(prefix=""):
         s = tally.summary()
@@ -120,22 +138,23 @@ def run_choices(loaded, task: str, items, args, limit, out_path) -> dict:
                 f"(highest mean log-probability, llama.cpp's), acc {100 * s['acc']:.2f}% "
                 f"[{100 * s['acc_interval'][0]:.2f}, {100 * s['acc_interval'][1]:.2f}] (highest sum, llm.c's); "
                 f"95% Wilson intervals")
+    if done:
+        print(f"{task}: going on after the {len(done)} items in {out_path}", file=sys.stderr)
     try:
-        for scored in score_items(loaded.model, loaded.tokenizer, items, limit=limit):
+        for scored in score_items(loaded.model, loaded.tokenizer, items, limit=n, start=len(done)):
             tally.add(scored)
-            lines.append(json.dumps({"item": scored.item, "label": scored.label, "pred": scored.pred,
-                                     "pred_norm": scored.pred_norm, "logprob_sum": scored.logprob_sum,
-                                     "logprob_mean": scored.logprob_mean}))
+            lines.append(json.dumps(as_line(scored, model)))
             s = tally.summary()
-            bar.show(tally.items, f"acc_norm {100 * s['acc_norm']:.2f}%  acc {100 * s['acc']:.2f}%")
+            bar.show(tally.items - len(done), f"acc_norm {100 * s['acc_norm']:.2f}%  acc {100 * s['acc']:.2f}%")
+            if time.time() - saved > SAVE_SECONDS:
+                save()
+                saved = time.time()
     except KeyboardInterrupt:
         bar.end()
         print(summary_line("interrupted: "))
         raise
     finally:
-        if out_path and lines:
-            with atomic_file(out_path) as f:
-                f.write(("\n".join(lines) + "\n").encode())
+        save()
     bar.end()
     print(summary_line())
     return tally.summary()
@@ -175,6 +194,7 @@ def main(argv=None) -> int:
             run_task(loaded, args.task, args.data, args.labels, args, args.limit, args.chunks, args.out)
             return 0
         from model.evaluation.report import card, write_card
+        Path(args.report_dir).mkdir(parents=True, exist_ok=True)
         d = Path(args.data_dir)
         limits = {k: None for k in REPORT_LIMITS} if args.full else dict(REPORT_LIMITS)
         limits.update({k: v for k, v in (("perplexity", args.chunks), ("hellaswag", args.limit),
@@ -186,7 +206,8 @@ def main(argv=None) -> int:
             print(f"== {task}", file=sys.stderr)
             started = time.time()
             results[task] = run_task(loaded, task, data, labels, args, limit=limits[task],
-                                     chunks=limits["perplexity"] if task == "perplexity" else None)
+                                     chunks=limits["perplexity"] if task == "perplexity" else None,
+                                     out=None if task == "perplexity" else Path(args.report_dir) / f"{task}.jsonl")
             results[task]["seconds"] = round(time.time() - started, 1)
         md, js = write_card(card(loaded.source, results, time.time() - began), args.report_dir)
         print(f"report card: {md} and {js}", file=sys.stderr)

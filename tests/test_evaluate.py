@@ -135,16 +135,47 @@ def test_evaluate_runs_and_reports(tmp_path):
     assert all(r["seconds"] > 0 for r in card["results"].values()) and " items/s) |" in (tmp_path / "report.md").read_text()
 
 
-def test_ctrl_c_prints_the_score_so_far_and_exits_130():
+def test_ctrl_c_prints_the_score_so_far_and_exits_130(tmp_path):
     EVAL = eval_dir()
+    out_file = tmp_path / "hs.jsonl"
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--model", "smollm2", "--task",
-                             "hellaswag", "--data", str(EVAL / "hellaswag_val_full.txt")],
+                             "hellaswag", "--data", str(EVAL / "hellaswag_val_full.txt"), "--out", str(out_file)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     time.sleep(12)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert out.startswith("interrupted: hellaswag:") and "acc_norm" in out and "Traceback" not in err
+    done = int(out.split("hellaswag: ")[1].split(" items")[0])                 # the items the summary counted
+    assert done > 0 and [json.loads(l)["item"] for l in out_file.read_text().splitlines()] == list(range(done))
+
+
+def test_a_stopped_run_goes_on_where_it_stopped(tmp_path):
+    """--resume: the items already in --out count and are not scored again; the file and the score end as
+    one uninterrupted run's."""
+    hs = str(eval_dir() / "hellaswag_val_full.txt")
+    model = str(smollm2_gguf_path())
+    whole, part = tmp_path / "whole.jsonl", tmp_path / "part.jsonl"
+    one = evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--limit", "5", "--out", str(whole))
+    first = evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--limit", "2", "--out", str(part))
+    assert one.returncode == 0 and first.returncode == 0, one.stderr + first.stderr
+    rest = evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--limit", "5", "--out", str(part), "--resume")
+    assert rest.returncode == 0 and "going on after the 2 items" in rest.stderr, rest.stderr
+    a = [json.loads(l) for l in whole.read_text().splitlines()]
+    b = [json.loads(l) for l in part.read_text().splitlines()]
+    assert [r["item"] for r in b] == list(range(5)) and [r["pred_norm"] for r in a] == [r["pred_norm"] for r in b]
+    np.testing.assert_allclose([r["logprob_mean"] for r in a], [r["logprob_mean"] for r in b], rtol=1e-6)
+    assert rest.stdout == one.stdout                                              # the summary of all five
+    # a file that is not this run's: refused in one line that names the line
+    lines = part.read_text().splitlines()
+    for bad, words in [(lines[1:], ("part.jsonl:1", "expected item 0")),
+                       ([lines[0].replace('"model": "', '"model": "other-')] + lines[1:], ("part.jsonl:1", "other-")),
+                       ([lines[0].replace('"logprob_sum": [', '"logprob_sum": [1e999, ')] + lines[1:],
+                        ("part.jsonl:1", "logprob_sum"))]:
+        part.write_text("\n".join(bad) + "\n")
+        assert_clean_error(evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--limit", "5", "--out",
+                                    str(part), "--resume"), *words)
+    assert_clean_error(evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--resume"), "--resume", "--out")
 
 
 def test_bad_input_is_one_line(tmp_path):
@@ -198,4 +229,4 @@ def test_readme_gemma3_and_evaluate_commands_run(tmp_path):
         res = subprocess.run(words, capture_output=True, text=True, env=ENV, cwd=tmp_path)
         assert res.returncode == 0, (line, res.stderr[-2000:])
         ran += 1
-    assert ran == 7 and (tmp_path / "piqa.jsonl").is_file() and (tmp_path / "report" / "report.md").is_file()
+    assert ran == 8 and (tmp_path / "piqa.jsonl").is_file() and (tmp_path / "report" / "report.md").is_file()

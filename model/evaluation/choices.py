@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .datasets import DataError, Item
+from .datasets import DataError, Item, jsonl_rows
 from .perplexity import token_nll
 
 Z95 = 1.95996398454
@@ -81,6 +81,34 @@ def score_item(model, tok, item: Item, index: int) -> Scored:
                   [logprobs[owner == k].tolist() for k in range(len(seqs))])
 
 
+def as_line(s: Scored, model: str) -> dict:
+    """One item's line of --out: item, label, pred, pred_norm, logprob_sum, logprob_mean, and the model's name."""
+    return {"item": s.item, "label": s.label, "pred": s.pred, "pred_norm": s.pred_norm,
+            "logprob_sum": s.logprob_sum, "logprob_mean": s.logprob_mean, "model": model}
+
+
+def read_scored(path, items: list[Item], model: str) -> list[Scored]:
+    """The items an earlier run of this model wrote to `path` (as_line), to go on after them: lines for
+    items 0, 1, 2, ... in order, each checked against this file's item (label, number of choices)."""
+    done = []
+    for n, row in jsonl_rows(path, "out", empty_ok=True):
+        k = len(done)
+        if row.get("item") != k or isinstance(row.get("item"), bool) or k >= len(items):
+            raise DataError("out", f"{path}:{n}: expected item {k} (the items in file order)"
+                                   + ("" if k < len(items) else f"; the data has {len(items)}"))
+        if row.get("model") != model:
+            raise DataError("out", f"{path}:{n}: scored by {str(row.get('model'))[:80]!r}, not {model!r}")
+        item, sums, means = items[k], row.get("logprob_sum"), row.get("logprob_mean")
+        if row.get("label") != item.label:
+            raise DataError("out", f"{path}:{n}: label {row.get('label')!r}, but item {k} of the data has {item.label}")
+        for name, v in (("logprob_sum", sums), ("logprob_mean", means)):
+            if (not isinstance(v, list) or len(v) != len(item.choices)
+                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v)):
+                raise DataError("out", f"{path}:{n}: '{name}' must be {len(item.choices)} finite numbers")
+        done.append(Scored(k, item.label, int(np.argmax(sums)), int(np.argmax(means)), sums, means, [], []))
+    return done
+
+
 def wilson(correct: int, n: int) -> tuple[float, float]:
     """The 95% Wilson score interval of an accuracy (llama.cpp prints it beside acc_norm)."""
     if n == 0:
@@ -109,7 +137,7 @@ class Tally:
                 "acc_norm": self.correct_norm / n, "acc_norm_interval": wilson(self.correct_norm, self.items)}
 
 
-def score_items(model, tok, items: list[Item], *, limit: int | None = None):
-    """Score the items in file order (the first `limit`); yields each Scored as it is done."""
-    for index, item in enumerate(items[:limit] if limit else items):
-        yield score_item(model, tok, item, index)
+def score_items(model, tok, items: list[Item], *, limit: int | None = None, start: int = 0):
+    """Score the items in file order (the first `limit`, from index `start`); yields each Scored as it is done."""
+    for index in range(start, min(len(items), limit or len(items))):
+        yield score_item(model, tok, items[index], index)

@@ -68,7 +68,8 @@ def read_hellaswag(path) -> list[Item]:
     return items
 
 
-def _jsonl(path, option: str = "data") -> list[tuple[int, dict]]:
+def jsonl_rows(path, option: str = "data", *, empty_ok: bool = False) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file, each checked to be a JSON object."""
     out = []
     for n, line in enumerate(read_lines(path, option), 1):
         if not line.strip():
@@ -80,14 +81,14 @@ def _jsonl(path, option: str = "data") -> list[tuple[int, dict]]:
         if not isinstance(value, dict):
             raise DataError(option, f"{path}:{n}: expected a JSON object")
         out.append((n, value))
-    if not out:
+    if not out and not empty_ok:
         raise DataError(option, f"{path}: no items")
     return out
 
 
 def read_piqa(path, labels) -> list[Item]:
     """PIQA: {"goal", "sol1", "sol2"} per line, and a labels file (0 or 1 per line, the same count)."""
-    rows = _jsonl(path)
+    rows = jsonl_rows(path)
     marks = [(n, l.strip()) for n, l in enumerate(read_lines(labels, "labels"), 1) if l.strip()]
     if len(marks) != len(rows):
         raise DataError("labels", f"{labels}: {len(marks)} labels for the {len(rows)} items of {path}")
@@ -104,7 +105,7 @@ def read_piqa(path, labels) -> list[Item]:
 def read_choices(path) -> list[Item]:
     """A learner's own questions: {"context": str, "choices": [str, ...], "label": int} per line."""
     items = []
-    for n, row in _jsonl(path):
+    for n, row in jsonl_rows(path):
         context = _field(path, n, row.get("context"), "context", "data")
         choices = row.get("choices")
         if not isinstance(choices, list) or not 2 <= len(choices) <= MAX_CHOICES:
