@@ -157,7 +157,7 @@ def run_choices(loaded, task: str, items, args, limit, out_path) -> dict:
         save()
     bar.end()
     print(summary_line())
-    return tally.summary()
+    return {**tally.summary(), "resumed": len(done)}
 
 
 def read_text(path) -> str:

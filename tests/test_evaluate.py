@@ -230,3 +230,7 @@ def test_readme_gemma3_and_evaluate_commands_run(tmp_path):
         assert res.returncode == 0, (line, res.stderr[-2000:])
         ran += 1
     assert ran == 8 and (tmp_path / "piqa.jsonl").is_file() and (tmp_path / "report" / "report.md").is_file()
+    # the last, --resume, found the three items of each task the --report before it scored
+    card = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert card["results"]["hellaswag"]["resumed"] == 3 and card["results"]["piqa"]["items"] == 3
+    assert "3 items from an earlier run" in (tmp_path / "report" / "report.md").read_text()
