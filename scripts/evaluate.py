@@ -120,14 +120,15 @@ def run_choices(loaded, task: str, items, args, limit, out_path) -> dict:
     from model.evaluation.choices import Tally, as_line, read_scored, score_items
     n = min(len(items), limit or len(items))
     model = Path(loaded.source).name
-    done = read_scored(out_path, items, model)[:n] if args.resume and out_path and Path(out_path).is_file() else []
-    tally, lines = Tally(), [json.dumps(as_line(s, model)) for s in done]
+    earlier = read_scored(out_path, items, model) if args.resume and out_path and Path(out_path).is_file() else []
+    done = earlier[:n]                        # an earlier run's items past --limit stay in the file, uncounted
+    tally, lines = Tally(), [json.dumps(as_line(s, model)) for s in earlier]
     for s in done:
         tally.add(s)
     bar, saved = Progress(n - len(done), "items", args.quiet), time.time()
 
     def save():
-        if out_path and lines:
+        if out_path and len(lines) > len(earlier):
             with atomic_file(out_path) as f:
                 f.write(("\n".join(lines) + "\n").encode())
 

@@ -166,6 +166,9 @@ def test_a_stopped_run_goes_on_where_it_stopped(tmp_path):
     assert [r["item"] for r in b] == list(range(5)) and [r["pred_norm"] for r in a] == [r["pred_norm"] for r in b]
     np.testing.assert_allclose([r["logprob_mean"] for r in a], [r["logprob_mean"] for r in b], rtol=1e-6)
     assert rest.stdout == one.stdout                                              # the summary of all five
+    fewer = evaluate("--model", model, "--task", "hellaswag", "--data", hs, "--limit", "3", "--out", str(part), "--resume")
+    assert fewer.returncode == 0 and "hellaswag: 3 items" in fewer.stdout, fewer.stderr
+    assert len(part.read_text().splitlines()) == 5                                # a smaller --limit drops nothing
     # a file that is not this run's: refused in one line that names the line
     lines = part.read_text().splitlines()
     for bad, words in [(lines[1:], ("part.jsonl:1", "expected item 0")),
