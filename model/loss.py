@@ -37,10 +37,7 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray |
             total = e.sum(axis=-1, keepdims=True)                         # [rows, 1]
             per_position[a:b] = np.log(total[:, 0]) - picked
             e /= total
-    if logits.size < 1 << 20:
-        rows(0, len(targets))
-    else:
-        data_parallel(rows, len(targets), one_blas_thread=False)
+    data_parallel(rows, len(targets), one_blas_thread=False, row_size=logits.shape[-1])
     if weights is not None:
         loss = float(np.sum(np.where(counted, per_position * weights, 0.0)))
     else:

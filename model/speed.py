@@ -202,7 +202,10 @@ def _openblas():
 _BLAS = False
 
 
-def data_parallel(work, n: int, parts: int = 2, *, one_blas_thread: bool = True) -> list:
+SMALL_WORK = 1 << 20     # elements: below this, starting threads costs more than they save
+
+
+def data_parallel(work, n: int, parts: int = 2, *, one_blas_thread: bool = True, row_size: int = SMALL_WORK) -> list:
     """[work(a, b) for the row ranges [a, b) of 0..n], each range in its own thread.
 
     NumPy's ufuncs let go of the GIL on large arrays, so the elementwise passes, single-threaded in
@@ -211,11 +214,12 @@ def data_parallel(work, n: int, parts: int = 2, *, one_blas_thread: bool = True)
     Measured: the log-softmax of Gemma 3's 255 x 262,144 logits, 0.29 s on one core -> 0.05 s (in L2
     sized blocks, model/evaluation/perplexity.py); a LoRA step of SmolLM2 (batch 4 x 256), 4.3 s as
     one batch on two BLAS threads -> 3.2 s as two halves. Without the per-thread setting, or with
-    fewer rows than parts: [work(0, n)]. An exception in any range is raised again here.
+    fewer rows than parts, or less work than SMALL_WORK elements (n * row_size): [work(0, n)]. An exception
+    in any range is raised again here.
     """
     import threading
     blas = _openblas() if one_blas_thread else None
-    if n < parts or (one_blas_thread and blas is None):
+    if n < parts or n * row_size < SMALL_WORK or (one_blas_thread and blas is None):
         return [work(0, n)]
     bounds = np.linspace(0, n, parts + 1).astype(int)
     results, errors = [None] * parts, []

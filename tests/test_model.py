@@ -100,3 +100,18 @@ def test_row_ranges_in_threads_cover_the_rows_once_and_raise_errors(one_blas_thr
             raise ValueError(f"range {a}..{b}")
     with pytest.raises(ValueError, match="range"):
         data_parallel(fail, 11, one_blas_thread=one_blas_thread)
+
+
+def test_small_work_stays_in_the_callers_thread():
+    """data_parallel with n * row_size under SMALL_WORK elements: one range 0..n, run in the calling thread
+    (starting threads for a small log-softmax cost more than they saved); at SMALL_WORK, two ranges."""
+    import threading
+    from model.speed import SMALL_WORK, data_parallel
+    where = []
+
+    def mark(a, b):
+        where.append(threading.current_thread() is threading.main_thread())
+        return (a, b)
+    assert data_parallel(mark, 8, one_blas_thread=False, row_size=SMALL_WORK // 8 - 1) == [(0, 8)]
+    assert where == [True]
+    assert data_parallel(mark, 8, one_blas_thread=False, row_size=SMALL_WORK // 8) == [(0, 4), (4, 8)]

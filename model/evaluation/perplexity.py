@@ -79,10 +79,7 @@ def token_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
             np.exp(e, out=e)
             lse = peak[:, 0].astype(np.float64) + np.log(e.sum(axis=-1, dtype=np.float64))
             out[a:a + n] = lse - z[np.arange(n), targets[a:a + n]]
-    if len(targets) * logits.shape[-1] < 1 << 20:          # small: threads would cost more than they save
-        rows(0, len(targets))
-    else:
-        data_parallel(rows, len(targets), one_blas_thread=False)
+    data_parallel(rows, len(targets), one_blas_thread=False, row_size=logits.shape[-1])
     return out
 
 
