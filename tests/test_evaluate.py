@@ -135,6 +135,22 @@ def test_evaluate_runs_and_reports(tmp_path):
     assert all(r["seconds"] > 0 for r in card["results"].values()) and " items/s) |" in (tmp_path / "report.md").read_text()
 
 
+def test_card_names_resumed_items_even_when_the_rest_took_no_time():
+    """A --resume that found every item already scored times 0.0 s (rounded); the card's time column still says how
+    many items came from the earlier run (it used to go blank, so the README test failed on a fast machine)."""
+    from model.evaluation.report import markdown
+    task = {"items": 3, "resumed": 3, "seconds": 0.0, "acc": 1 / 3, "acc_norm": 2 / 3,
+            "acc_interval": [0.06, 0.79], "acc_norm_interval": [0.21, 0.94]}
+    md = markdown({"model": "/x/m.gguf", "sha256": "0" * 64, "date": "d", "seconds": 0.1, "results": {"hellaswag": task},
+                   "published": {}, "method": "m"})
+    row = next(line for line in md.splitlines() if line.startswith("| hellaswag acc_norm |"))
+    assert row.split(" | ")[4] == "3 items from an earlier run"
+    task.update(seconds=2.0, items=7)
+    assert "2 s (2.00 items/s); 3 items from an earlier run" in markdown(
+        {"model": "/x/m.gguf", "sha256": "0" * 64, "date": "d", "seconds": 2.1, "results": {"hellaswag": task},
+         "published": {}, "method": "m"})
+
+
 def test_ctrl_c_prints_the_score_so_far_and_exits_130(tmp_path):
     EVAL = eval_dir()
     out_file = tmp_path / "hs.jsonl"

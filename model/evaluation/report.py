@@ -56,8 +56,9 @@ def markdown(c: dict) -> str:
     for task, r in c["results"].items():
         resumed = r.get("resumed", 0)             # items an earlier run scored (evaluate.py --resume): not timed here
         count = r["chunks"] if task == "perplexity" else r["items"] - resumed
-        spent = (f"{r['seconds']:.0f} s ({count / r['seconds']:.2f} {'chunks' if task == 'perplexity' else 'items'}/s"
-                 f"{f'; {resumed} items from an earlier run' if resumed else ''})" if r.get("seconds") else "")
+        unit = "chunks" if task == "perplexity" else "items"
+        spent = "; ".join(([f"{r['seconds']:.0f} s ({count / r['seconds']:.2f} {unit}/s)"] if r.get("seconds") else [])
+                          + ([f"{resumed} items from an earlier run"] if resumed else []))
         if task == "perplexity":
             lines.append(f"| perplexity (WikiText-2, ctx {r['ctx']}) | {r['chunks']} chunks | {r['ppl']:.4f} | "
                          f"+/- {r['stderr']:.4f} | {spent} | | |")
