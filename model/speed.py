@@ -214,8 +214,9 @@ def data_parallel(work, n: int, parts: int = 2, *, one_blas_thread: bool = True,
     Measured: the log-softmax of Gemma 3's 255 x 262,144 logits, 0.29 s on one core -> 0.05 s (in L2
     sized blocks, model/evaluation/perplexity.py); a LoRA step of SmolLM2 (batch 4 x 256), 4.3 s as
     one batch on two BLAS threads -> 3.2 s as two halves. Without the per-thread setting, or with
-    fewer rows than parts, or less work than SMALL_WORK elements (n * row_size): [work(0, n)]. An exception
-    in any range is raised again here.
+    fewer rows than parts, or less work than SMALL_WORK elements (n * row_size; row_size's default says one
+    row, e.g. a sequence's whole forward, is always worth a thread): [work(0, n)]. An exception in any range
+    is raised again here.
     """
     import threading
     blas = _openblas() if one_blas_thread else None
